@@ -1,0 +1,247 @@
+"""Profiles and typed, validated configuration: the one source of truth for every parameter.
+
+A *profile* names a complete set of parameters:
+
+``quick``
+    CI and nbval: a few thousand training images, one epoch, small models. Every notebook runs in well
+    under a minute.
+``standard``
+    The book's figures of record, sized for a 2-core laptop CPU, on full MNIST.
+``paper``
+    The sizes used by the two earlier studies (wide convolutions, 64-dimensional grid latents, beta = 1),
+    meant for a GPU.
+
+:func:`resolve` turns a profile name plus overrides such as ``{"grid_vae.epochs": 3}`` into a frozen
+:class:`Config`. Anything unknown or out of range raises :class:`ConfigError` (a ``ValueError``) whose
+message names the parameter and what is allowed, before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Mapping, get_args, get_origin, get_type_hints
+
+PROFILES = ("quick", "standard", "paper")
+
+
+class ConfigError(ValueError):
+    """A parameter is unknown or outside its allowed values."""
+
+
+def _spec(*, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+          choices: tuple | None = None, nullable: bool = False, help: str = "") -> dict:
+    return {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "nullable": nullable, "help": help}
+
+
+def _f(default: Any, **spec: Any) -> Any:
+    return field(default=default, metadata=_spec(**spec))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which MNIST images are used.
+
+    The 60,000 training images are split once, with ``split_seed``, into 55,000 for training and 5,000 for
+    validation; the 10,000 test images are only used for evaluation. ``n_train``/``n_val``/``n_test`` take
+    the first images of each part (after the seeded shuffle for train/val), ``None`` meaning all of it.
+    """
+
+    n_train: int | None = _f(None, lo=1, hi=55_000, nullable=True, help="training images (None: all 55,000)")
+    n_val: int | None = _f(None, lo=1, hi=5_000, nullable=True, help="validation images (None: all 5,000)")
+    n_test: int | None = _f(None, lo=1, hi=10_000, nullable=True, help="test images (None: all 10,000)")
+    split_seed: int = _f(0, lo=0, help="seed of the 55,000/5,000 train/validation split")
+    eval_batch_size: int = _f(1000, lo=1, help="batch size for evaluation passes")
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """One VAE and how it is trained.
+
+    The loss per image is ``BCE_sum(x, x_hat) + beta * KL(q(z|x) || N(0, I))``.
+    ``channels`` are the widths of the two stride-2 convolutions (28 -> 14 -> 7).
+    For the flat VAE, ``latent_dim`` is split into ``n_chunks`` chunks of equal size (the vectors that are
+    later quantized); for the grid VAE, every one of the 7x7 positions carries a ``latent_dim``-vector.
+    """
+
+    channels: tuple[int, int] = _f((32, 64), lo=1, hi=1024, help="widths of the two stride-2 convolutions")
+    latent_dim: int = _f(8, lo=1, hi=4096, help="flat: size of z; grid: channels D per position")
+    n_chunks: int = _f(1, lo=1, hi=4096, help="flat VAE: number of equal chunks of z (grid VAE: 1)")
+    beta: float = _f(1.0, lo=0.0, lo_open=True, hi=100.0, help="weight of the KL term")
+    epochs: int = _f(10, lo=1, hi=1000, help="training epochs")
+    batch_size: int = _f(128, lo=1, hi=65_536, help="training batch size")
+    lr: float = _f(1e-3, lo=0.0, lo_open=True, hi=1.0, help="Adam learning rate")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a notebook needs, resolved from a profile plus overrides."""
+
+    profile: str = _f("standard", choices=PROFILES, help="named parameter set")
+    seed: int = _f(0, lo=0, help="seed of model initialisation and training order")
+    device: str = _f("auto", choices=("auto", "cpu", "cuda"), help="'auto' picks CUDA when present")
+    data: DataConfig = field(default_factory=DataConfig)
+    flat_vae: VAEConfig = field(default_factory=lambda: VAEConfig(n_chunks=16, latent_dim=128))
+    grid_vae: VAEConfig = field(default_factory=VAEConfig)
+
+    def to_dict(self) -> dict:
+        """Plain, JSON-serialisable form (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def digest(self, *sections: str) -> str:
+        """Short hash of the given sections (all when none), to tell whether an artifact is up to date."""
+        d = self.to_dict()
+        part = {k: d[k] for k in sections} if sections else d
+        part.pop("device", None)
+        return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# The profiles. Each entry lists only what differs from the dataclass defaults above.
+_PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "data.n_train": 2_000, "data.n_val": 500, "data.n_test": 1_000,
+        "flat_vae.channels": (16, 32), "flat_vae.latent_dim": 64, "flat_vae.n_chunks": 16,
+        "flat_vae.beta": 0.1, "flat_vae.epochs": 1, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
+        "grid_vae.channels": (16, 32), "grid_vae.latent_dim": 8, "grid_vae.beta": 0.1,
+        "grid_vae.epochs": 1, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
+    },
+    "standard": {
+        "flat_vae.channels": (32, 64), "flat_vae.latent_dim": 128, "flat_vae.n_chunks": 16,
+        "flat_vae.beta": 0.1, "flat_vae.epochs": 10, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
+        "grid_vae.channels": (32, 64), "grid_vae.latent_dim": 8, "grid_vae.beta": 0.1,
+        "grid_vae.epochs": 10, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
+    },
+    # Study 000 (flat) and study 003 (grid) sizes; see shared/seeds/NOTES.md.
+    "paper": {
+        "flat_vae.channels": (128, 256), "flat_vae.latent_dim": 256, "flat_vae.n_chunks": 16,
+        "flat_vae.beta": 1.0, "flat_vae.epochs": 50, "flat_vae.batch_size": 256, "flat_vae.lr": 1e-3,
+        "grid_vae.channels": (32, 64), "grid_vae.latent_dim": 64, "grid_vae.beta": 1.0,
+        "grid_vae.epochs": 20, "grid_vae.batch_size": 128, "grid_vae.lr": 1e-3,
+    },
+}
+
+
+def parameter_names(cls: type = Config, prefix: str = "") -> list[str]:
+    """All dotted parameter names of a config class, e.g. ``grid_vae.beta``."""
+    names: list[str] = []
+    hints = get_type_hints(cls)
+    for f in fields(cls):
+        if is_dataclass(hints[f.name]):
+            names += parameter_names(hints[f.name], prefix + f.name + ".")
+        else:
+            names.append(prefix + f.name)
+    return names
+
+
+def _allowed(spec: Mapping[str, Any]) -> str:
+    if spec["choices"]:
+        text = "one of " + ", ".join(repr(c) for c in spec["choices"])
+    else:
+        lo, hi = spec["lo"], spec["hi"]
+        parts = []
+        if lo is not None:
+            parts.append(f"{'>' if spec['lo_open'] else '>='} {lo:g}")
+        if hi is not None:
+            parts.append(f"<= {hi:g}")
+        text = " and ".join(parts) if parts else "any value"
+    return text + (" (or None)" if spec["nullable"] else "")
+
+
+def _coerce(name: str, value: Any, typ: Any, spec: Mapping[str, Any]) -> Any:
+    """Check one value against its declared type and range; return it in canonical form."""
+    if value is None:
+        if spec["nullable"]:
+            return None
+        raise ConfigError(f"parameter {name!r} may not be None; allowed: {_allowed(spec)}")
+    origin, args = get_origin(typ), [a for a in get_args(typ) if a is not type(None)]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"parameter {name!r} must be a sequence of {len(args)} values, got {value!r}")
+        return tuple(_coerce(f"{name}[{i}]", v, args[i], spec) for i, v in enumerate(value))
+    base = args[0] if args and origin is not None else typ
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"parameter {name!r} must be an integer, got {value!r}")
+    elif base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"parameter {name!r} must be a finite number, got {value!r}")
+        value = float(value)
+    elif base is str and not isinstance(value, str):
+        raise ConfigError(f"parameter {name!r} must be a string, got {value!r}")
+    if spec["choices"] and value not in spec["choices"]:
+        raise ConfigError(f"parameter {name!r} is {value!r}; allowed: {_allowed(spec)}")
+    lo, hi = spec["lo"], spec["hi"]
+    if isinstance(value, (int, float)) and (
+        (lo is not None and (value <= lo if spec["lo_open"] else value < lo)) or (hi is not None and value > hi)
+    ):
+        raise ConfigError(f"parameter {name!r} is {value!r}; allowed: {_allowed(spec)}")
+    return value
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted name -> value for every leaf of a config instance."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        out.update(flatten(v, prefix + f.name + ".") if is_dataclass(v) else {prefix + f.name: v})
+    return out
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
+    """Instantiate ``cls`` from dotted ``values``, checking every leaf."""
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        name = prefix + f.name
+        if is_dataclass(hints[f.name]):
+            kwargs[f.name] = _build(hints[f.name], values, name + ".")
+        else:
+            kwargs[f.name] = _coerce(name, values[name], hints[f.name], f.metadata)
+    return cls(**kwargs)
+
+
+def _check_consistency(cfg: Config) -> None:
+    for name in ("flat_vae", "grid_vae"):
+        v: VAEConfig = getattr(cfg, name)
+        if v.latent_dim % v.n_chunks:
+            raise ConfigError(
+                f"parameter '{name}.latent_dim' ({v.latent_dim}) must be divisible by "
+                f"'{name}.n_chunks' ({v.n_chunks}); allowed: a multiple of n_chunks")
+    if cfg.grid_vae.n_chunks != 1:
+        raise ConfigError("parameter 'grid_vae.n_chunks' is only for the flat VAE; allowed: 1")
+
+
+def resolve(profile: str = "standard", overrides: Mapping[str, Any] | None = None, **kw: Any) -> Config:
+    """Resolve a profile plus overrides into a frozen, validated :class:`Config`.
+
+    Overrides use dotted names (``{"grid_vae.epochs": 3}``); keyword arguments are merged in the same
+    way, with ``__`` standing for the dot (``grid_vae__epochs=3``).
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"parameter 'profile' is {profile!r}; allowed: one of {', '.join(PROFILES)}")
+    extra = dict(overrides or {})
+    extra.update({k.replace("__", "."): v for k, v in kw.items()})
+    known = set(parameter_names())
+    for key in extra:
+        if key not in known or key == "profile":
+            raise ConfigError(
+                f"unknown parameter {key!r}; allowed: {', '.join(sorted(known - {'profile'}))}")
+    values = {**flatten(Config()), **_PROFILE_OVERRIDES[profile], **extra, "profile": profile}
+    cfg = _build(Config, values)
+    _check_consistency(cfg)
+    return cfg
+
+
+def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(name, allowed values, help) for every parameter: the reference table of the README."""
+    rows = []
+    hints = get_type_hints(cls)
+    for f in fields(cls):
+        if is_dataclass(hints[f.name]):
+            rows += describe(hints[f.name], prefix + f.name + ".")
+        else:
+            rows.append((prefix + f.name, _allowed(f.metadata), f.metadata.get("help", "")))
+    return rows

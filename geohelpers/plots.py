@@ -1,0 +1,91 @@
+"""Figures of the book (matplotlib + seaborn). Each function returns its ``Figure``."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure
+
+from .train import History
+
+sns.set_theme(context="notebook", style="whitegrid")
+
+
+def image_grid(images: torch.Tensor | np.ndarray, nrow: int) -> np.ndarray:
+    """Tile (N, 1, H, W) images in [0, 1] into one (rows*H, nrow*W) array, with 1-pixel gaps."""
+    imgs = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images)[:, 0]
+    n, h, w = imgs.shape
+    rows = -(-n // nrow)
+    grid = np.ones((rows * (h + 1) - 1, nrow * (w + 1) - 1), dtype=np.float32)
+    for i, img in enumerate(imgs):
+        r, c = divmod(i, nrow)
+        grid[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = img
+    return grid
+
+
+def show_images(images: torch.Tensor, nrow: int, title: str = "", ax: plt.Axes | None = None) -> Figure:
+    """One tiled grid of images."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(nrow * 0.6, -(-len(images) // nrow) * 0.6 + 0.4))
+    ax.imshow(image_grid(images, nrow), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title)
+    return ax.figure
+
+
+def training_curves(histories: Mapping[str, History], keys: Sequence[str] = ("train_loss", "val_loss")) -> Figure:
+    """Loss per epoch for several models, one panel per model."""
+    fig, axes = plt.subplots(1, len(histories), figsize=(4.5 * len(histories), 3.2), squeeze=False)
+    for ax, (name, hist) in zip(axes[0], histories.items()):
+        epochs = hist.column("epoch")
+        for key in keys:
+            ax.plot(epochs, hist.column(key), marker="o", label=key.replace("_", " "))
+        ax.set(title=name, xlabel="epoch", ylabel="loss (nats / image)")
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def image_rows(rows: Mapping[str, torch.Tensor], ncol: int) -> Figure:
+    """Several labelled rows of images (e.g. originals above reconstructions)."""
+    fig, axes = plt.subplots(len(rows), 1, figsize=(ncol * 0.55, len(rows) * 0.75 + 0.2), squeeze=False)
+    for ax, (label, imgs) in zip(axes[:, 0], rows.items()):
+        ax.imshow(image_grid(imgs[:ncol], ncol), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center")
+        for side in ax.spines.values():
+            side.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def kl_per_unit(kls: Mapping[str, np.ndarray], threshold: float) -> Figure:
+    """Sorted KL per latent unit for each model, with the 'active' threshold."""
+    fig, axes = plt.subplots(1, len(kls), figsize=(4.5 * len(kls), 3.2), squeeze=False)
+    for ax, (name, kl) in zip(axes[0], kls.items()):
+        values = np.sort(kl.ravel())[::-1]
+        ax.semilogy(np.arange(1, values.size + 1), np.maximum(values, 1e-6), drawstyle="steps-mid")
+        ax.axhline(threshold, color="C3", ls="--", label=f"active: KL > {threshold:g}")
+        ax.set(title=name, xlabel="latent unit (sorted)", ylabel="mean KL (nats)")
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def mu_sigma_histograms(stats: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
+    """Histograms of posterior means and standard deviations over all units and test images."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for name, (mu, sigma) in stats.items():
+        sns.histplot(mu.ravel(), bins=120, stat="density", element="step", fill=False, ax=axes[0], label=name)
+        sns.histplot(sigma.ravel(), bins=120, stat="density", element="step", fill=False, ax=axes[1], label=name)
+    axes[0].set(xlabel=r"$\mu$", title=r"posterior means $\mu$")
+    axes[1].set(xlabel=r"$\sigma$", title=r"posterior std. devs $\sigma$")
+    for ax in axes:
+        ax.legend()
+    fig.tight_layout()
+    return fig

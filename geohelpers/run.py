@@ -1,0 +1,168 @@
+"""Execute the numbered notebooks with papermill, then build the book.
+
+    python -m geohelpers.run --profile standard            # all notebooks, then the book
+    python -m geohelpers.run --profile quick --only 01     # one notebook, then the book if complete
+    python -m geohelpers.run --profile standard --no-book  # notebooks only
+    python -m geohelpers.run --profile standard --set grid_vae.epochs=3
+
+Executed copies go to ``book/executed/`` (never over the sources in ``notebooks/``), which is what
+``_toc.yml`` lists. A notebook is skipped when its executed copy exists and its *input hash* is unchanged:
+the hash covers the profile and overrides, the notebook's source cells, every file of ``geohelpers/``,
+and the input hash of the notebook before it (so a re-run of 01 re-runs everything after it).
+The book is built with ``jupyter-book build --all -W --keep-going``: any warning fails the build.
+At the end a table of wall times per notebook is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, resolve
+from .data import project_root
+
+ROOT = project_root()
+SOURCES = ROOT / "notebooks"
+EXECUTED = ROOT / "book" / "executed"
+STAMPS = EXECUTED / "stamps.json"
+
+
+def notebooks() -> list[Path]:
+    return sorted(SOURCES.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _cells_digest(path: Path) -> str:
+    nb = json.loads(path.read_text())
+    cells = [(c["cell_type"], "".join(c["source"]), c.get("metadata", {}).get("tags", [])) for c in nb["cells"]]
+    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
+
+
+def package_digest() -> str:
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "geohelpers").rglob("*.py")):
+        h.update(f.relative_to(ROOT).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def input_hashes(paths: list[Path], profile: str, overrides: dict[str, Any]) -> dict[str, str]:
+    """Chained input hash of each notebook (see the module docstring)."""
+    base = hashlib.sha256(json.dumps([profile, overrides, package_digest()], sort_keys=True).encode()).hexdigest()
+    out, previous = {}, base
+    for p in sorted(notebooks()):
+        previous = hashlib.sha256((previous + p.name + _cells_digest(p)).encode()).hexdigest()
+        out[p.name] = previous
+    return {p.name: out[p.name] for p in paths}
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects name=value, got {item!r}")
+        try:
+            overrides[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key] = raw
+    return overrides
+
+
+def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: bool = False) -> list[dict]:
+    """Run each notebook with papermill unless up to date; return one summary row per notebook."""
+    import papermill as pm
+
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    stamps = json.loads(STAMPS.read_text()) if STAMPS.exists() else {}
+    hashes = input_hashes(paths, profile, overrides)
+    rows = []
+    env_before = os.environ.get("TQDM_MININTERVAL")
+    os.environ["TQDM_MININTERVAL"] = env_before or "5"
+    try:
+        for src in paths:
+            out = EXECUTED / src.name
+            stamp = stamps.get(src.name, {})
+            if not force and out.exists() and stamp.get("hash") == hashes[src.name]:
+                print(f"[run] {src.name}: up to date ({profile}), skipped", flush=True)
+                rows.append({"notebook": src.name, "status": "skipped", "seconds": stamp.get("seconds", 0.0)})
+                continue
+            print(f"[run] {src.name}: executing with profile={profile} overrides={overrides}", flush=True)
+            stamps.pop(src.name, None)
+            STAMPS.write_text(json.dumps(stamps, indent=2))
+            t0 = time.perf_counter()
+            try:
+                pm.execute_notebook(str(src), str(out), parameters={"profile": profile, "overrides": overrides},
+                                    cwd=str(SOURCES), kernel_name="python3", progress_bar=False)
+            except pm.PapermillExecutionError as err:
+                raise SystemExit(f"[run] {src.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
+                                 f"[run] the partly executed notebook is {out}")
+            seconds = time.perf_counter() - t0
+            stamps[src.name] = {"hash": hashes[src.name], "profile": profile, "seconds": round(seconds, 1)}
+            STAMPS.write_text(json.dumps(stamps, indent=2))
+            rows.append({"notebook": src.name, "status": "executed", "seconds": seconds})
+    finally:
+        if env_before is None:
+            os.environ.pop("TQDM_MININTERVAL", None)
+    return rows
+
+
+def build_book(profile: str) -> float:
+    """``jupyter-book build`` of the whole project with warnings as errors; returns its wall time."""
+    stamps = json.loads(STAMPS.read_text()) if STAMPS.exists() else {}
+    missing = [p.name for p in notebooks() if stamps.get(p.name, {}).get("profile") != profile
+               or not (EXECUTED / p.name).exists()]
+    if missing:
+        raise SystemExit(f"[run] cannot build the book for profile {profile!r}: not executed for it: "
+                         f"{', '.join(missing)} (run without --only)")
+    exe = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
+    t0 = time.perf_counter()
+    cmd = [exe, "build", str(ROOT), "--all", "-W", "--keep-going"]
+    print("[run] " + " ".join(cmd), flush=True)
+    result = subprocess.run(cmd, cwd=ROOT)
+    if result.returncode:
+        raise SystemExit(f"[run] jupyter-book build failed (exit {result.returncode})")
+    print(f"[run] book: {ROOT / '_build' / 'html' / 'index.html'}", flush=True)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m geohelpers.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="standard", help="quick, standard or paper")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NN", help="notebook numbers, e.g. 01 03")
+    parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", help="config overrides")
+    parser.add_argument("--force", action="store_true", help="re-execute even when up to date")
+    parser.add_argument("--no-book", action="store_true", help="execute the notebooks only")
+    args = parser.parse_args(argv)
+    try:
+        overrides = _parse_set(args.set)
+        resolve(args.profile, overrides)  # fail on bad parameters before any work
+    except ConfigError as err:
+        parser.error(str(err))
+    paths = notebooks()
+    if args.only:
+        unknown = [n for n in args.only if not any(p.name.startswith(n + "_") for p in paths)]
+        if unknown:
+            parser.error(f"--only: no notebook numbered {', '.join(unknown)}; allowed: "
+                         f"{', '.join(p.name[:2] for p in paths)}")
+        paths = [p for p in paths if p.name[:2] in args.only]
+    rows = execute(paths, args.profile, overrides, force=args.force)
+    if not args.no_book:
+        rows.append({"notebook": "jupyter-book build", "status": "built", "seconds": build_book(args.profile)})
+    total = sum(r["seconds"] for r in rows if r["status"] != "skipped")
+    print(f"\n[run] wall time, profile {args.profile}:")
+    for r in rows:
+        print(f"  {r['notebook']:<28} {r['status']:<9} {r['seconds']:8.1f} s")
+    print(f"  {'total (this run)':<28} {'':<9} {total:8.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""The one training loop of the project.
+
+:func:`fit` trains any model that has ``loss(batch) -> (loss, logs)`` with Adam, on :class:`~geohelpers.data.Batches`:
+
+- the device is chosen automatically (CUDA when present) unless given;
+- a tqdm bar per epoch shows the running mean loss;
+- after each epoch the model is validated (mean loss over the validation batches) and a checkpoint is
+  written (weights, optimizer state, RNG state, history, and a ``tag`` naming the configuration);
+- a later call with the same checkpoint path and tag resumes after the last finished epoch and gives the
+  same weights as an uninterrupted run; a checkpoint with all epochs done is simply loaded;
+- a non-finite loss stops training with :class:`NonFiniteLossError`, naming the step;
+- wall time is recorded per epoch and in total (summed over resumed calls).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data import Batches
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class Trainable(Protocol):
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; ``"cpu"`` / ``"cuda"`` as asked."""
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ValueError("parameter 'device' is 'cuda' but no CUDA device is available; allowed: 'auto', 'cpu'")
+    if preference not in ("cpu", "cuda"):
+        raise ValueError(f"parameter 'device' is {preference!r}; allowed: 'auto', 'cpu', 'cuda'")
+    return torch.device(preference)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class History:
+    """Per-epoch records (``epoch``, ``train_loss``, ``val_loss``, ``seconds`` and the model's logs)."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
+    wall_time_s: float = 0.0
+    resumed_from_epoch: int | None = None
+    epochs_this_call: int = 0  # 0 when an up-to-date checkpoint was only loaded
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def column(self, key: str) -> list[float]:
+        return [e[key] for e in self.epochs]
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@torch.no_grad()
+def evaluate_loss(model: torch.nn.Module, batches: Batches, device: torch.device) -> dict[str, float]:
+    """Mean of ``loss`` and of each log over ``batches``, weighted by batch size, in eval mode."""
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    n = 0
+    for batch in batches:
+        batch = tuple(t.to(device, non_blocking=True) for t in batch)
+        loss, logs = model.loss(batch)
+        k = len(batch[0])
+        for key, value in {"loss": loss.item(), **logs}.items():
+            totals[key] = totals.get(key, 0.0) + value * k
+        n += k
+    model.train(was_training)
+    return {key: v / n for key, v in totals.items()}
+
+
+def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, epochs: int, lr: float,
+        checkpoint: str | Path | None = None, tag: str = "", device: torch.device | str | None = None,
+        desc: str = "train", stop_after: int | None = None,
+        optimizer: Callable[[Any], torch.optim.Optimizer] | None = None,
+        on_epoch_end: Callable[[torch.nn.Module, int, dict[str, float]], dict[str, float] | None] | None = None,
+        ) -> History:
+    """Train ``model`` for ``epochs`` epochs (resuming from ``checkpoint`` when its ``tag`` matches).
+
+    Seed before building the model: ``fit`` does not reseed, so that a resumed run continues the RNG
+    stream saved in the checkpoint. ``stop_after`` ends the call after that many finished epochs, as an
+    interruption would (the checkpoint is kept). ``on_epoch_end`` may return extra per-epoch records
+    (e.g. code usage) to store in the history. Returns the :class:`History`; the model is left in eval mode.
+    """
+    if epochs < 1:
+        raise ValueError(f"parameter 'epochs' must be >= 1, got {epochs}")
+    device = device if isinstance(device, torch.device) else pick_device(device or "auto")
+    model.to(device)
+    opt = optimizer(model.parameters()) if optimizer else torch.optim.Adam(model.parameters(), lr=lr)
+    history, start = History(), 0
+    path = Path(checkpoint) if checkpoint else None
+    if path is not None and path.exists():
+        state = torch.load(path, map_location=device, weights_only=False)
+        if state.get("tag") == tag:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            _set_rng_state(state["rng"])
+            history = History(**state["history"])
+            history.epochs_this_call = 0
+            start = state["epoch"]
+            if start < epochs:
+                history.resumed_from_epoch = start
+    last = epochs if stop_after is None else min(epochs, stop_after)
+    for epoch in range(start, last):
+        model.train()
+        t0 = time.perf_counter()
+        running, count = 0.0, 0
+        sums: dict[str, float] = {}
+        bar = tqdm(train.epoch(epoch), total=len(train), desc=f"{desc} {epoch + 1}/{epochs}",
+                   mininterval=float(os.environ.get("TQDM_MININTERVAL", 0.5)), leave=True)
+        for batch in bar:
+            batch = tuple(t.to(device, non_blocking=True) for t in batch)
+            loss, logs = model.loss(batch)
+            history.steps += 1
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"non-finite loss ({loss.item()}) at step {history.steps} (epoch {epoch + 1}, "
+                    f"batch {count + 1}); the last checkpoint ({path}) holds epoch {epoch}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            count += 1
+            running += (loss.item() - running) / count
+            for key, value in logs.items():
+                sums[key] = sums.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{running:.4g}", refresh=False)
+        bar.close()
+        record: dict[str, float] = {"epoch": epoch + 1, "train_loss": running,
+                                    **{f"train_{k}": v / count for k, v in sums.items()}}
+        if val is not None:
+            record.update({f"val_{k}": v for k, v in evaluate_loss(model, val, device).items()})
+        if on_epoch_end is not None:
+            record.update(on_epoch_end(model, epoch, record) or {})
+        record["seconds"] = time.perf_counter() - t0
+        if not all(math.isfinite(v) for v in record.values()):
+            raise NonFiniteLossError(f"non-finite epoch record at step {history.steps}: {record}")
+        history.epochs.append(record)
+        history.epochs_this_call += 1
+        history.wall_time_s += record["seconds"]
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
+                        "history": history.to_dict(), "epoch": epoch + 1, "tag": tag}, tmp)
+            tmp.replace(path)
+    model.eval()
+    return history
