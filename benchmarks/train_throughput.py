@@ -2,7 +2,10 @@
 
 Both paths train the same model (the standard profile's GridVAE, same seed, batch size and optimizer)
 for the same number of steps in this one process, alternating A, B, A, B, ... so that machine noise hits
-both. Printed: images per second per repeat, the median of each path, and their ratio.
+both. Printed: images per second per repeat, the median of each path, and their ratio; then the same for
+the input path alone (the batches drawn, no model), which shows what each path costs by itself. The
+end-to-end ratio is bounded by ``(compute + input) / compute``: the cheaper the model step, the more the
+input path matters.
 
 - in-memory: ``geohelpers.data.Batches`` over the float tensors of ``load_mnist`` (index slicing).
 - DataLoader: ``torchvision.datasets.MNIST(transform=ToTensor())`` + ``torch.utils.data.DataLoader``
@@ -48,6 +51,24 @@ def images_per_second(batches, steps: int, warmup: int = 5) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def input_images_per_second(batches, steps: int) -> float:
+    """Images per second of drawing ``steps`` batches, with no model."""
+    it = iter(batches)
+    t0, n = time.perf_counter(), 0
+    for _ in range(steps):
+        n += len(next(it)[0])
+    return n / (time.perf_counter() - t0)
+
+
+def report(title: str, results: dict[str, list[float]]) -> None:
+    medians = {name: statistics.median(rates) for name, rates in results.items()}
+    print(f"\n{title} (median images/s):")
+    for name, m in medians.items():
+        print(f"  {name:<40} {m:10.0f}")
+    a, b = medians.values()
+    print(f"  ratio in-memory / DataLoader: {a / b:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=150)
@@ -65,18 +86,18 @@ def main() -> None:
         g = torch.Generator().manual_seed(0)
         return DataLoader(tv, batch_size=batch, shuffle=True, num_workers=args.workers, generator=g)
 
-    results: dict[str, list[float]] = {"in-memory Batches": [], f"DataLoader+ToTensor (workers={args.workers})": []}
+    names = ("in-memory Batches", f"DataLoader+ToTensor (workers={args.workers})")
+    train: dict[str, list[float]] = {name: [] for name in names}
+    inputs: dict[str, list[float]] = {name: [] for name in names}
     for r in range(args.repeats):
-        for (name, rates), make in zip(results.items(), (in_memory, dataloader)):
-            rates.append(images_per_second(make(), args.steps))
-            print(f"repeat {r + 1}: {name:<36} {rates[-1]:8.0f} images/s", flush=True)
-    medians = {name: statistics.median(rates) for name, rates in results.items()}
-    print(f"\nGridVAE training throughput, batch {batch}, {args.steps} steps x {args.repeats} repeats, "
-          f"{torch.get_num_threads()} torch threads (median images/s):")
-    for name, m in medians.items():
-        print(f"  {name:<40} {m:8.0f}")
-    a, b = medians.values()
-    print(f"  ratio in-memory / DataLoader: {a / b:.2f}x")
+        for name, make in zip(names, (in_memory, dataloader)):
+            train[name].append(images_per_second(make(), args.steps))
+            inputs[name].append(input_images_per_second(make(), args.steps))
+            print(f"repeat {r + 1}: {name:<36} training {train[name][-1]:7.0f} images/s, "
+                  f"input path alone {inputs[name][-1]:9.0f} images/s", flush=True)
+    report(f"GridVAE training throughput, batch {batch}, {args.steps} steps x {args.repeats} repeats, "
+           f"{torch.get_num_threads()} torch threads", train)
+    report("Input path alone, same batches, no model", inputs)
 
 
 if __name__ == "__main__":

@@ -15,15 +15,15 @@ from .train import History
 sns.set_theme(context="notebook", style="whitegrid")
 
 
-def image_grid(images: torch.Tensor | np.ndarray, nrow: int) -> np.ndarray:
-    """Tile (N, 1, H, W) images in [0, 1] into one (rows*H, nrow*W) array, with 1-pixel gaps."""
+def image_grid(images: torch.Tensor | np.ndarray, nrow: int, gap: int = 2) -> np.ndarray:
+    """Tile (N, 1, H, W) images in [0, 1] into one array, ``gap`` blank (0) pixels between them."""
     imgs = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images)[:, 0]
     n, h, w = imgs.shape
     rows = -(-n // nrow)
-    grid = np.ones((rows * (h + 1) - 1, nrow * (w + 1) - 1), dtype=np.float32)
+    grid = np.zeros((rows * (h + gap) - gap, nrow * (w + gap) - gap), dtype=np.float32)
     for i, img in enumerate(imgs):
         r, c = divmod(i, nrow)
-        grid[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = img
+        grid[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = img
     return grid
 
 
@@ -37,14 +37,15 @@ def show_images(images: torch.Tensor, nrow: int, title: str = "", ax: plt.Axes |
     return ax.figure
 
 
-def training_curves(histories: Mapping[str, History], keys: Sequence[str] = ("train_loss", "val_loss")) -> Figure:
+def training_curves(histories: Mapping[str, History], keys: Sequence[str] = ("train_loss", "val_loss"),
+                    ylabel: str = "loss (nats / image)") -> Figure:
     """Loss per epoch for several models, one panel per model."""
     fig, axes = plt.subplots(1, len(histories), figsize=(4.5 * len(histories), 3.2), squeeze=False)
     for ax, (name, hist) in zip(axes[0], histories.items()):
         epochs = hist.column("epoch")
         for key in keys:
             ax.plot(epochs, hist.column(key), marker="o", label=key.replace("_", " "))
-        ax.set(title=name, xlabel="epoch", ylabel="loss (nats / image)")
+        ax.set(title=name, xlabel="epoch", ylabel=ylabel)
         ax.legend()
     fig.tight_layout()
     return fig
@@ -77,9 +78,11 @@ def kl_per_unit(kls: Mapping[str, np.ndarray], threshold: float) -> Figure:
     return fig
 
 
-def mu_sigma_histograms(stats: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
-    """Histograms of posterior means and standard deviations over all units and test images."""
+def mu_sigma_histograms(stats: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "") -> Figure:
+    """Histograms of posterior means and standard deviations (all values given, pooled)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    if title:
+        fig.suptitle(title)
     for name, (mu, sigma) in stats.items():
         sns.histplot(mu.ravel(), bins=120, stat="density", element="step", fill=False, ax=axes[0], label=name)
         sns.histplot(sigma.ravel(), bins=120, stat="density", element="step", fill=False, ax=axes[1], label=name)

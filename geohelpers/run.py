@@ -7,7 +7,8 @@
 
 Executed copies go to ``book/executed/`` (never over the sources in ``notebooks/``), which is what
 ``_toc.yml`` lists. A notebook is skipped when its executed copy exists and its *input hash* is unchanged:
-the hash covers the profile and overrides, the notebook's source cells, every file of ``geohelpers/``,
+the hash covers the profile and overrides, the notebook's source cells, every file of ``geohelpers/``
+(but this runner),
 and the input hash of the notebook before it (so a re-run of 01 re-runs everything after it).
 The book is built with ``jupyter-book build --all -W --keep-going``: any warning fails the build.
 At the end a table of wall times per notebook is printed.
@@ -49,6 +50,8 @@ def _cells_digest(path: Path) -> str:
 def package_digest() -> str:
     h = hashlib.sha256()
     for f in sorted((ROOT / "geohelpers").rglob("*.py")):
+        if f.name == "run.py":  # the runner shapes no result
+            continue
         h.update(f.relative_to(ROOT).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()
@@ -101,7 +104,8 @@ def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: b
             t0 = time.perf_counter()
             try:
                 pm.execute_notebook(str(src), str(out), parameters={"profile": profile, "overrides": overrides},
-                                    cwd=str(SOURCES), kernel_name="python3", progress_bar=False)
+                                    cwd=str(SOURCES), kernel_name="python3", progress_bar=False,
+                                    stdout_file=sys.stdout, stderr_file=sys.stderr)
             except pm.PapermillExecutionError as err:
                 raise SystemExit(f"[run] {src.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
                                  f"[run] the partly executed notebook is {out}")
