@@ -77,6 +77,36 @@ class VAEConfig:
 
 
 @dataclass(frozen=True)
+class QuantizeConfig:
+    """A posteriori codebooks (notebooks 02 and 03).
+
+    K-means (Euclidean on ``mu``, and W2 = Euclidean on ``[mu, sigma]``) runs Lloyd iterations on all
+    training vectors after a k-means++ start on ``kmeans_init_sample`` of them. The geodesic codebook
+    draws ``n_landmarks`` distinct training vectors, links each to its ``knn`` nearest landmarks (edge
+    length: Euclidean on ``mu``, or W2 on ``(mu, sigma)``), joins the graph's components (``repair``),
+    and runs K-medoids (``backend``) on the shortest-path distances. Every vector then gets the code that
+    minimises ``d(x, l) + G(l, m)`` over its ``assign_neighbours`` nearest landmarks ``l``
+    (``assignment = "geodesic"``), or the code of its nearest landmark (``"nearest_landmark"``).
+    """
+
+    ks: tuple[int, ...] = _f((64, 128, 256, 512), lo=2, hi=65_536, help="codebook sizes K")
+    kmeans_max_iter: int = _f(50, lo=1, hi=10_000, help="K-means: at most this many Lloyd iterations")
+    kmeans_init_sample: int = _f(100_000, lo=1, help="K-means: vectors seen by the k-means++ start")
+    kmeans_tol: float = _f(1e-4, lo=0.0, hi=1.0, help="K-means: stop when the inertia improves by less")
+    n_landmarks: int = _f(10_000, lo=2, hi=40_000, help="geodesic: landmarks (nodes of the k-NN graph)")
+    knn: int = _f(10, lo=1, hi=1_000, help="geodesic: neighbours of each landmark in the graph")
+    graph_metric: str = _f("euclidean", choices=("euclidean", "w2"),
+                           help="geodesic: edge length, Euclidean on mu or W2 on (mu, sigma)")
+    repair: str = _f("mst", choices=("mst", "all_pairs", "none"),
+                     help="geodesic: join components by closest pairs, as a spanning tree or all pairs")
+    backend: str = _f("fasterpam", choices=("fasterpam", "sklearn_extra"), help="geodesic: K-medoids solver")
+    assignment: str = _f("geodesic", choices=("geodesic", "nearest_landmark"),
+                         help="geodesic: how every vector gets its code")
+    assign_neighbours: int = _f(8, lo=1, hi=1_000, help="geodesic: landmarks searched per vector")
+    n_jobs: int = _f(0, lo=0, hi=256, help="processes for shortest paths (0: all cores)")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a notebook needs, resolved from a profile plus overrides."""
 
@@ -86,6 +116,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     flat_vae: VAEConfig = field(default_factory=lambda: VAEConfig(n_chunks=16, latent_dim=128))
     grid_vae: VAEConfig = field(default_factory=VAEConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
 
     def to_dict(self) -> dict:
         """Plain, JSON-serialisable form (tuples become lists)."""
@@ -107,6 +138,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "flat_vae.beta": 0.1, "flat_vae.epochs": 1, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
         "grid_vae.channels": (16, 32), "grid_vae.latent_dim": 8, "grid_vae.beta": 0.1,
         "grid_vae.epochs": 1, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
+        "quantize.ks": (16, 32), "quantize.n_landmarks": 1_000, "quantize.kmeans_init_sample": 20_000,
     },
     "standard": {
         "flat_vae.channels": (32, 64), "flat_vae.latent_dim": 128, "flat_vae.n_chunks": 16,
@@ -120,6 +152,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "flat_vae.beta": 1.0, "flat_vae.epochs": 50, "flat_vae.batch_size": 256, "flat_vae.lr": 1e-3,
         "grid_vae.channels": (32, 64), "grid_vae.latent_dim": 64, "grid_vae.beta": 1.0,
         "grid_vae.epochs": 20, "grid_vae.batch_size": 128, "grid_vae.lr": 1e-3,
+        "quantize.ks": (128, 512), "quantize.n_landmarks": 10_000, "quantize.knn": 15,
     },
 }
 
@@ -158,6 +191,10 @@ def _coerce(name: str, value: Any, typ: Any, spec: Mapping[str, Any]) -> Any:
         raise ConfigError(f"parameter {name!r} may not be None; allowed: {_allowed(spec)}")
     origin, args = get_origin(typ), [a for a in get_args(typ) if a is not type(None)]
     if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            if not isinstance(value, (list, tuple)) or not value:
+                raise ConfigError(f"parameter {name!r} must be a non-empty sequence, got {value!r}")
+            return tuple(_coerce(f"{name}[{i}]", v, args[0], spec) for i, v in enumerate(value))
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"parameter {name!r} must be a sequence of {len(args)} values, got {value!r}")
         return tuple(_coerce(f"{name}[{i}]", v, args[i], spec) for i, v in enumerate(value))
@@ -210,6 +247,14 @@ def _check_consistency(cfg: Config) -> None:
             raise ConfigError(
                 f"parameter '{name}.latent_dim' ({v.latent_dim}) must be divisible by "
                 f"'{name}.n_chunks' ({v.n_chunks}); allowed: a multiple of n_chunks")
+    q = cfg.quantize
+    if max(q.ks) > q.n_landmarks:
+        raise ConfigError(f"parameter 'quantize.ks' has K = {max(q.ks)} > 'quantize.n_landmarks' "
+                          f"({q.n_landmarks}); allowed: K <= n_landmarks (the medoids are landmarks)")
+    for name in ("knn", "assign_neighbours"):
+        if getattr(q, name) >= q.n_landmarks:
+            raise ConfigError(f"parameter 'quantize.{name}' ({getattr(q, name)}) must be smaller than "
+                              f"'quantize.n_landmarks' ({q.n_landmarks})")
     if cfg.grid_vae.n_chunks != 1:
         raise ConfigError("parameter 'grid_vae.n_chunks' is only for the flat VAE; allowed: 1")
 

@@ -99,3 +99,24 @@ def evaluate_vae(model: VAE, x: torch.Tensor, batch_size: int = 1000, seed: int 
         n_images=n, neg_elbo=(recon_sum + kl_sum) / n, recon_nll=recon_sum / n, kl=kl_sum / n,
         mse=se_sum / (n * x[0].numel()), kl_per_unit=(kl_units / n).numpy(),
         mu=torch.cat(mus).numpy(), sigma=torch.cat(sigmas).numpy())
+
+
+def code_statistics(codes: np.ndarray, k: int) -> dict[str, float]:
+    """Usage of a codebook of size ``k`` by integer ``codes`` (any shape).
+
+    - ``usage``: fraction of the ``k`` codes used at least once; ``dead`` codes are never used;
+    - ``perplexity`` = exp(H(p)), with ``p`` the empirical code frequencies: the number of equally likely
+      codes that would have the same entropy (``k`` at most);
+    - ``entropy_bits`` = H(p) / ln 2, the bits per code a context-free code would need.
+    """
+    counts = np.bincount(np.asarray(codes).ravel(), minlength=k)
+    p = counts[counts > 0] / counts.sum()
+    entropy = float(-(p * np.log(p)).sum())
+    used = int((counts > 0).sum())
+    return {"used": used, "usage": used / k, "dead": k - used, "perplexity": float(np.exp(entropy)),
+            "entropy_bits": entropy / np.log(2)}
+
+
+def bits_per_image(n_positions: int, k: int) -> float:
+    """The rate of a code map: ``positions x log2 K`` bits per image (codes sent without a prior)."""
+    return float(n_positions * np.log2(k))

@@ -10,16 +10,33 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 
-from . import store
+from . import metrics, store
 from .config import Config
 from .data import MNIST, Batches
 from .models import vae as vae_module
 from .models.vae import VAE, build_vae
+from .quantize import codebook as codebook_module
+from .quantize import graph as graph_module
+from .quantize import kmeans as kmeans_module
+from .quantize import kmedoids as kmedoids_module
+from .quantize import search as search_module
+from .quantize import w2 as w2_module
+from .quantize.codebook import Codebook, GeodesicCodebook, build_codebook
 from .train import History, fit, pick_device, seed_everything
+
+#: The code each kind of codebook depends on: a change to it refits that kind only.
+QUANTIZE_MODULES = {
+    "kmeans": (codebook_module, kmeans_module, search_module, w2_module),
+    "w2": (codebook_module, kmeans_module, search_module, w2_module),
+    "geodesic": (codebook_module, graph_module, kmedoids_module, search_module, w2_module),
+}
 
 
 def source_digest(*modules: object) -> str:
@@ -54,3 +71,179 @@ def train_vae(kind: str, cfg: Config, data: MNIST) -> TrainedModel:
     history = fit(model, train, val, epochs=vcfg.epochs, lr=vcfg.lr, checkpoint=ckpt, tag=tag,
                   device=pick_device(cfg.device), desc=f"{kind} VAE epoch")
     return TrainedModel(model, history, trained_now=history.epochs_this_call > 0)
+
+
+@dataclass
+class Latents:
+    """Posterior latents of one split: ``mu``/``sigma`` in the VAE's layout and as (N * positions, d) vectors."""
+
+    mu: torch.Tensor
+    sigma: torch.Tensor
+    vectors_mu: np.ndarray
+    vectors_sigma: np.ndarray
+
+
+def latents(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> Latents:
+    mu, sigma = vae.encode_all(x, batch_size)
+    return Latents(mu, sigma, vae.to_vectors(mu).numpy(), vae.to_vectors(sigma).numpy())
+
+
+def codebook_tag(kind: str, method: str, k: int, cfg: Config) -> str:
+    """Identity of a fitted codebook: the VAE it quantizes, its method, K, parameters and code."""
+    params = {name: v for name, v in cfg.to_dict()["quantize"].items() if name != "ks"}
+    h = hashlib.sha256(json.dumps([vae_tag(kind, cfg), method, k, params,
+                                   source_digest(*QUANTIZE_MODULES[method])]).encode()).hexdigest()[:12]
+    return f"{kind}_{method}_K{k}_{h}"
+
+
+def fit_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents) -> tuple[Codebook, bool]:
+    """Fit a codebook on the training vectors, or load it when an up-to-date one is stored.
+
+    Returns the codebook and whether it was fitted now.
+    """
+    path = store.artifacts_dir(cfg.profile) / "codebooks" / f"{codebook_tag(kind, method, k, cfg)}.npz"
+    if path.exists():
+        return Codebook.load(path), False
+    cb = build_codebook(method, k, cfg.quantize, seed=cfg.seed).fit(train.vectors_mu, train.vectors_sigma)
+    cb.save(path)
+    return cb, True
+
+
+def fit_geodesic_codebooks(kind: str, cfg: Config, train: Latents, ks: tuple[int, ...] | None = None,
+                           need_work: bool = False,
+                           ) -> tuple[dict[int, Codebook], dict[str, float], GeodesicWork | None]:
+    """Geodesic codebooks for every K, sharing one landmark graph and one shortest-path matrix.
+
+    Loads the codebooks that are stored and up to date; builds the geodesics once for the others.
+    Returns the codebooks, the wall time of each stage done now, and the geodesic work (landmark indices
+    and distance matrix) when it was built now or ``need_work`` asks for it, for experiments on the
+    same graph.
+    """
+    ks = tuple(ks or cfg.quantize.ks)
+    folder = store.artifacts_dir(cfg.profile) / "codebooks"
+    paths = {k: folder / f"{codebook_tag(kind, 'geodesic', k, cfg)}.npz" for k in ks}
+    books = {k: Codebook.load(p) for k, p in paths.items() if p.exists()}
+    missing = [k for k in ks if k not in books]
+    if not missing and not need_work:
+        return books, {}, None
+    base = build_codebook("geodesic", ks[0], cfg.quantize, seed=cfg.seed)
+    idx, geo = base.build_geodesics(train.vectors_mu, train.vectors_sigma)
+    seconds = dict(base.fit_seconds)
+    from tqdm import tqdm
+
+    for k in tqdm(missing, desc=f"{kind} geodesic K-medoids"):
+        cb = build_codebook("geodesic", k, cfg.quantize, seed=cfg.seed)
+        cb.landmarks, cb.diagnostics, cb.fit_seconds = base.landmarks, dict(base.diagnostics), dict(base.fit_seconds)
+        cb.fit_geodesics(train.vectors_mu, train.vectors_sigma, idx, geo)
+        seconds[f"kmedoids K={k}"] = cb.fit_seconds["kmedoids"]
+        cb.save(paths[k])
+        books[k] = cb
+    return dict(sorted(books.items())), seconds, GeodesicWork(idx, geo)
+
+
+@dataclass
+class GeodesicWork:
+    """Landmark indices (into the training vectors) and their geodesic distance matrix."""
+
+    landmark_index: np.ndarray
+    geodesics: np.ndarray
+
+
+def evaluate_codebook(cb: Codebook, vae: VAE, test: Latents, x_test: torch.Tensor) -> tuple[dict, np.ndarray]:
+    """Test-set metrics of quantize -> decode, and the test code maps.
+
+    MSE per pixel of the decoded codes against the test images, code usage statistics on the test set
+    and the rate in bits per image.
+    """
+    codes = cb.encode_latents(vae, test.mu, test.sigma)
+    return evaluate_codes(cb, vae, codes, x_test), codes
+
+
+def evaluate_codes(cb: Codebook, vae: VAE, codes: np.ndarray, x_test: torch.Tensor) -> dict:
+    """Test MSE, usage statistics and rate of given code maps of the test images."""
+    recon = cb.decode_images(vae, codes)
+    return {"mse_per_pixel": metrics.mse_per_pixel(x_test, recon), **metrics.code_statistics(codes, cb.k),
+            "bits_per_image": metrics.bits_per_image(vae.n_positions, cb.k)}
+
+
+def component_counts(vectors: np.ndarray, knns: tuple[int, ...], n_landmarks: int, seed: int) -> list[dict]:
+    """Connected components of the k-NN graph of the landmarks, for several k.
+
+    Two landmark draws: ``distinct`` (ours: a vector value at most once) and ``with repeats`` (a plain
+    random draw, as in study 003), whose repeated vectors sit at distance 0 from each other.
+    """
+    from .quantize.codebook import sample_distinct
+    from .quantize.graph import knn_graph, n_components
+
+    rng = np.random.default_rng(seed)
+    distinct, _ = sample_distinct(vectors, n_landmarks, np.random.default_rng(seed))
+    plain = rng.choice(len(vectors), n_landmarks, replace=False)
+    rows = []
+    for k in knns:
+        for label, idx in (("distinct", distinct), ("with repeats", plain)):
+            x = vectors[idx]
+            rows.append({"k": k, "landmarks": label, "distinct values": len(np.unique(x, axis=0)),
+                         "components": n_components(knn_graph(x, k))})
+    return rows
+
+
+def geodesic_variant(base: GeodesicCodebook, mu: np.ndarray, sigma: np.ndarray, work: GeodesicWork,
+                     **changes: object) -> GeodesicCodebook:
+    """A geodesic codebook on the same landmarks and geodesics as ``base``, with other K-medoids settings."""
+    params = {**base.params(), **changes}
+    cb = GeodesicCodebook(**params)
+    cb.landmarks, cb.diagnostics, cb.fit_seconds = base.landmarks, dict(base.diagnostics), {}
+    return cb.fit_geodesics(mu, sigma, work.landmark_index, work.geodesics)
+
+
+def save_codes(profile: str, name: str, **splits: np.ndarray) -> Path:
+    """Code maps of each split (``train=..., val=..., test=...``) for the priors (notebook 04)."""
+    path = store.artifacts_dir(profile) / "codes" / f"{name}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **{k: v.astype(np.int16) for k, v in splits.items()})
+    return path
+
+
+def error_split(cb: Codebook, split: Latents) -> dict[str, float]:
+    """Mean squared quantization error per vector, in ``mu`` (what the decoder sees) and in ``sigma``.
+
+    For a codebook without Gaussian codewords (K-means on ``mu``), the ``sigma`` error is left out.
+    """
+    codes = cb.encode(split.vectors_mu, split.vectors_sigma)
+    out = {"mu_sq_error": float(((split.vectors_mu - cb.codewords[codes]) ** 2).sum(1).mean())}
+    if cb.codeword_sigma is not None:
+        out["sigma_sq_error"] = float(((split.vectors_sigma - cb.codeword_sigma[codes]) ** 2).sum(1).mean())
+    return out
+
+
+def kmeans_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]], x_test: torch.Tensor,
+                     cfg: Config, methods: tuple[str, ...] = ("kmeans", "w2"), save: bool = True,
+                     ) -> tuple[list[dict], dict[tuple[str, str, int], Codebook]]:
+    """Fit (or load) every K-means-type codebook of the profile, evaluate it on the test set, store codes.
+
+    ``vaes`` maps a display name (``FlatVAE``, ``GridVAE``) to its model, ``lat`` to its train/val/test
+    latents. Returns one results row per (VAE, method, K) and the codebooks.
+    """
+    from tqdm import tqdm
+
+    rows, books = [], {}
+    combos = [(name, method, k) for name in vaes for method in methods for k in cfg.quantize.ks]
+    for name, method, k in tqdm(combos, desc="codebooks"):
+        vae, kind = vaes[name], KIND_OF[name]
+        cb, fitted_now = fit_codebook(kind, method, k, cfg, lat[name]["train"])
+        res, test_codes = evaluate_codebook(cb, vae, lat[name]["test"], x_test)
+        if save:
+            codes = {s: cb.encode_latents(vae, lat[name][s].mu, lat[name][s].sigma) for s in ("train", "val")}
+            save_codes(cfg.profile, f"{kind}_{method}_K{k}", test=test_codes, **codes)
+        books[name, method, k] = cb
+        rows.append({"VAE": name, "method": method, "K": k, **res, "fit_seconds": cb.fit_seconds["kmeans"],
+                     "lloyd_iterations": cb.fit_seconds["iterations"], "fitted_in_this_run": fitted_now})
+    return rows, books
+
+
+KIND_OF = {"FlatVAE": "flat", "GridVAE": "grid"}
+
+
+def continuous_mse(vae: VAE, split: Latents, x: torch.Tensor) -> float:
+    """Test MSE per pixel of the continuous VAE, decoding ``mu``: the floor of every codebook."""
+    return metrics.mse_per_pixel(x, vae.decode_all(split.mu))

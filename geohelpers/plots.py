@@ -92,3 +92,33 @@ def mu_sigma_histograms(stats: Mapping[str, tuple[np.ndarray, np.ndarray]], titl
         ax.legend()
     fig.tight_layout()
     return fig
+
+
+def rate_distortion(df, baselines: Mapping[str, float] | None = None, x: str = "K", y: str = "mse_per_pixel",
+                    hue: str = "method", panel: str = "VAE") -> Figure:
+    """Test MSE against codebook size (log scale), one panel per VAE, the continuous VAE as a dashed line."""
+    panels = list(dict.fromkeys(df[panel]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        sub = df[df[panel] == name]
+        sns.lineplot(data=sub, x=x, y=y, hue=hue, style=hue, markers=True, dashes=False, ax=ax)
+        if baselines and name in baselines:
+            ax.axhline(baselines[name], color="0.4", ls="--", lw=1, label="continuous (decode $\\mu$)")
+        ax.set_xscale("log", base=2)
+        ks = sorted(set(sub[x]))
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.minorticks_off()
+        ax.set(title=name, xlabel="codebook size K", ylabel="test MSE per pixel")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def embedding_scatter(points: np.ndarray, labelings: Mapping[str, np.ndarray], s: float = 4) -> Figure:
+    """A 2-D embedding coloured by several cluster labelings, one panel each."""
+    fig, axes = plt.subplots(1, len(labelings), figsize=(4.6 * len(labelings), 4.3), squeeze=False)
+    for ax, (title, labels) in zip(axes[0], labelings.items()):
+        ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab20", s=s, linewidths=0)
+        ax.set(title=title, xticks=[], yticks=[])
+    fig.tight_layout()
+    return fig

@@ -55,10 +55,28 @@ class VAE(nn.Module):
     latent_shape: tuple[int, ...]
     n_positions: int
     vector_dim: int
+    code_shape: tuple[int, ...]  # shape of one image's code map: (7, 7) grid or (n_chunks,) sequence
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decode latents to images in [0, 1] (the Bernoulli means)."""
         return torch.sigmoid(self.decode_logits(z))
+
+    @torch.no_grad()
+    def encode_all(self, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior ``mu`` and ``sigma`` of many images, batched, on the CPU."""
+        device = next(self.parameters()).device
+        mus, sigmas = [], []
+        for start in range(0, len(x), batch_size):
+            mu, logvar = self.encode(x[start:start + batch_size].to(device))
+            mus.append(mu.cpu())
+            sigmas.append(torch.exp(0.5 * logvar).cpu())
+        return torch.cat(mus), torch.cat(sigmas)
+
+    @torch.no_grad()
+    def decode_all(self, z: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """Decode many latents to images in [0, 1], batched, on the CPU."""
+        device = next(self.parameters()).device
+        return torch.cat([self.decode(z[s:s + batch_size].to(device)).cpu() for s in range(0, len(z), batch_size)])
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -106,6 +124,7 @@ class FlatVAE(VAE):
         c1, c2 = channels
         self.latent_shape = (latent_dim,)
         self.n_positions, self.vector_dim = n_chunks, latent_dim // n_chunks
+        self.code_shape = (n_chunks,)
         self.encoder = nn.Sequential(_encoder_convs(c1, c2), nn.Flatten())
         self.fc_mu = nn.Linear(c2 * 49, latent_dim)
         self.fc_logvar = nn.Linear(c2 * 49, latent_dim)
@@ -135,6 +154,7 @@ class GridVAE(VAE):
         c1, c2 = channels
         self.latent_shape = (latent_dim, 7, 7)
         self.n_positions, self.vector_dim = 49, latent_dim
+        self.code_shape = (7, 7)
         self.encoder = nn.Sequential(_encoder_convs(c1, c2), nn.Conv2d(c2, 2 * latent_dim, 3, padding=1))
         self.decoder = nn.Sequential(nn.Conv2d(latent_dim, c2, 3, padding=1), nn.ReLU(), _decoder_convs(c1, c2))
 

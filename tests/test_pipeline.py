@@ -1,0 +1,92 @@
+"""Codebook stages shared by notebooks 02 and 03: caching, evaluation, metrics. No MNIST."""
+
+import numpy as np
+import pytest
+import torch
+
+from geohelpers import metrics, pipeline
+from geohelpers.config import resolve
+from geohelpers.models.vae import GridVAE
+
+
+def test_code_statistics():
+    uniform = metrics.code_statistics(np.arange(64) % 16, 16)
+    assert uniform["usage"] == 1.0 and uniform["dead"] == 0
+    assert uniform["perplexity"] == pytest.approx(16) and uniform["entropy_bits"] == pytest.approx(4)
+    single = metrics.code_statistics(np.full((5, 7, 7), 3), 8)
+    assert single["used"] == 1 and single["dead"] == 7 and single["perplexity"] == pytest.approx(1.0)
+    assert metrics.bits_per_image(49, 512) == pytest.approx(441.0)
+    assert metrics.bits_per_image(16, 512) == pytest.approx(144.0)
+
+
+@pytest.fixture
+def small():
+    torch.manual_seed(0)
+    vae = GridVAE((4, 8), 2)
+    x = torch.rand(60, 1, 28, 28)
+    cfg = resolve("quick", {"quantize.n_landmarks": 200, "quantize.knn": 5, "quantize.ks": [8, 16]})
+    return vae, x, cfg, pipeline.latents(vae, x[:40]), pipeline.latents(vae, x[40:])
+
+
+def test_codebooks_are_cached_and_reloaded(small, tmp_home):
+    vae, x, cfg, train, test = small
+    cb, fitted = pipeline.fit_codebook("grid", "w2", 8, cfg, train)
+    again, fitted_again = pipeline.fit_codebook("grid", "w2", 8, cfg, train)
+    assert fitted and not fitted_again
+    assert np.array_equal(cb.codewords, again.codewords) and np.array_equal(cb.codeword_sigma, again.codeword_sigma)
+    other = resolve("quick", {"quantize.n_landmarks": 200, "quantize.knn": 5, "quantize.kmeans_max_iter": 3})
+    assert pipeline.codebook_tag("grid", "w2", 8, other) != pipeline.codebook_tag("grid", "w2", 8, cfg)
+    assert pipeline.codebook_tag("grid", "w2", 8, resolve("quick", {"quantize.n_landmarks": 200,
+        "quantize.knn": 5, "quantize.ks": [8]})) == pipeline.codebook_tag("grid", "w2", 8, cfg)
+
+
+def test_geodesic_codebooks_share_one_graph_and_reload(small, tmp_home):
+    vae, x, cfg, train, test = small
+    books, seconds, work = pipeline.fit_geodesic_codebooks("grid", cfg, train)
+    assert set(books) == {8, 16} and work is not None and "shortest_paths" in seconds
+    assert np.array_equal(books[8].landmarks, books[16].landmarks)
+    assert set(books[16].fit_seconds) == {"landmarks", "knn_graph", "repair", "shortest_paths", "kmedoids"}
+    again, seconds_again, work_again = pipeline.fit_geodesic_codebooks("grid", cfg, train)
+    assert seconds_again == {} and work_again is None
+    assert np.array_equal(again[16].encode(test.vectors_mu), books[16].encode(test.vectors_mu))
+    _, _, rebuilt = pipeline.fit_geodesic_codebooks("grid", cfg, train, need_work=True)
+    assert np.array_equal(rebuilt.geodesics, work.geodesics)
+    variant = pipeline.geodesic_variant(books[16], train.vectors_mu, train.vectors_sigma, work,
+                                        backend="sklearn_extra")
+    assert variant.backend == "sklearn_extra" and np.array_equal(variant.landmarks, books[16].landmarks)
+
+
+def test_evaluation_of_a_codebook_on_test_images(small, tmp_home):
+    vae, x, cfg, train, test = small
+    cb, _ = pipeline.fit_codebook("grid", "kmeans", 16, cfg, train)
+    res, codes = pipeline.evaluate_codebook(cb, vae, test, x[40:])
+    assert codes.shape == (20, 7, 7)
+    expected = metrics.mse_per_pixel(x[40:], cb.decode_images(vae, codes))
+    assert res["mse_per_pixel"] == pytest.approx(expected)
+    assert res["bits_per_image"] == pytest.approx(49 * 4) and 0 < res["usage"] <= 1
+    path = pipeline.save_codes(cfg.profile, "grid_kmeans_K16", test=codes)
+    with np.load(path) as saved:
+        assert np.array_equal(saved["test"], codes)
+
+
+def test_component_counts_compare_two_landmark_draws(rng=np.random.default_rng(0)):
+    vectors = np.concatenate([np.zeros((500, 2)), rng.normal(size=(500, 2))]).astype(np.float32)
+    rows = pipeline.component_counts(vectors, (3,), 200, seed=0)
+    by_draw = {r["landmarks"]: r for r in rows}
+    assert by_draw["distinct"]["distinct values"] == 200
+    assert by_draw["with repeats"]["distinct values"] < 200
+
+
+def test_kmeans_codebooks_fill_one_row_per_setting_and_store_codes(small, tmp_home):
+    vae, x, cfg, train, test = small
+    lat = {"GridVAE": {"train": train, "val": test, "test": test}}
+    rows, books = pipeline.kmeans_codebooks({"GridVAE": vae}, lat, x[40:], cfg)
+    assert [(r["method"], r["K"]) for r in rows] == [("kmeans", 8), ("kmeans", 16), ("w2", 8), ("w2", 16)]
+    assert all(r["fitted_in_this_run"] for r in rows)
+    again, _ = pipeline.kmeans_codebooks({"GridVAE": vae}, lat, x[40:], cfg, save=False)
+    assert not any(r["fitted_in_this_run"] for r in again)
+    assert [r["mse_per_pixel"] for r in again] == [r["mse_per_pixel"] for r in rows]
+    with np.load(tmp_home / "artifacts" / "quick" / "codes" / "grid_w2_K16.npz") as saved:
+        assert saved["train"].shape == (40, 7, 7) and saved["val"].shape == (20, 7, 7)
+    assert pipeline.continuous_mse(vae, test, x[40:]) == pytest.approx(
+        metrics.mse_per_pixel(x[40:], vae.decode(test.mu)), rel=1e-6)
