@@ -106,6 +106,33 @@ class QuantizeConfig:
     n_jobs: int = _f(0, lo=0, hi=256, help="processes for shortest paths (0: all cores)")
 
 
+VQ_VARIANTS = ("vanilla", "vanilla_restart", "ema", "ema_restart", "kmeans_init", "hybrid", "fsq")
+
+
+@dataclass(frozen=True)
+class VQVAEConfig:
+    """The end-to-end VQ-VAE baseline (notebook 05), with the GridVAE's encoder, decoder and grid.
+
+    ``variants`` are trained at the largest K of ``ks``, ``small_k_variants`` at every other K.
+    Variants: ``vanilla`` (codebook + commitment loss), ``vanilla_restart`` (with hard dead-code
+    resets and stale optimizer state, study 003's), ``ema``, ``ema_restart``, ``kmeans_init``
+    (ema_restart started from K-means of the first batches' encoder outputs), ``hybrid`` (ema_restart
+    started from the trained GridVAE's encoder mean, decoder and geodesic medoids), ``fsq``.
+    """
+
+    ks: tuple[int, ...] = _f((512, 128), lo=2, hi=65_536, help="codebook sizes K")
+    variants: tuple[str, ...] = _f(VQ_VARIANTS, choices=VQ_VARIANTS, help="variants trained at the largest K")
+    small_k_variants: tuple[str, ...] = _f(("vanilla", "ema_restart"), choices=VQ_VARIANTS,
+                                           help="variants trained at the other K")
+    beta: float = _f(0.25, lo=0.0, hi=10.0, help="commitment weight")
+    decay: float = _f(0.99, lo=0.0, lo_open=True, hi=0.9999, help="EMA decay (0 < decay < 1)")
+    restart_threshold: float = _f(1.0, lo=0.0, hi=1e6, help="restart codes whose EMA usage per batch is below")
+    kmeans_init_batches: int = _f(10, lo=1, hi=1000, help="batches of encoder outputs for the K-means start")
+    epochs: int = _f(5, lo=1, hi=1000, help="training epochs")
+    batch_size: int = _f(128, lo=1, hi=65_536, help="training batch size")
+    lr: float = _f(2e-3, lo=0.0, lo_open=True, hi=1.0, help="Adam learning rate")
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a notebook needs, resolved from a profile plus overrides."""
@@ -117,6 +144,7 @@ class Config:
     flat_vae: VAEConfig = field(default_factory=lambda: VAEConfig(n_chunks=16, latent_dim=128))
     grid_vae: VAEConfig = field(default_factory=VAEConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    vqvae: VQVAEConfig = field(default_factory=VQVAEConfig)
 
     def to_dict(self) -> dict:
         """Plain, JSON-serialisable form (tuples become lists)."""
@@ -139,6 +167,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "grid_vae.channels": (16, 32), "grid_vae.latent_dim": 8, "grid_vae.beta": 0.1,
         "grid_vae.epochs": 1, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
         "quantize.ks": (16, 32), "quantize.n_landmarks": 1_000, "quantize.kmeans_init_sample": 20_000,
+        "vqvae.ks": (32, 16), "vqvae.epochs": 1, "vqvae.kmeans_init_batches": 2,
     },
     "standard": {
         "flat_vae.channels": (32, 64), "flat_vae.latent_dim": 128, "flat_vae.n_chunks": 16,
@@ -153,6 +182,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "grid_vae.channels": (32, 64), "grid_vae.latent_dim": 64, "grid_vae.beta": 1.0,
         "grid_vae.epochs": 20, "grid_vae.batch_size": 128, "grid_vae.lr": 1e-3,
         "quantize.ks": (128, 512), "quantize.n_landmarks": 10_000, "quantize.knn": 15,
+        "vqvae.ks": (512, 128), "vqvae.epochs": 20, "vqvae.lr": 1e-3,
     },
 }
 

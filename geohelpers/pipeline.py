@@ -247,3 +247,90 @@ KIND_OF = {"FlatVAE": "flat", "GridVAE": "grid"}
 def continuous_mse(vae: VAE, split: Latents, x: torch.Tensor) -> float:
     """Test MSE per pixel of the continuous VAE, decoding ``mu``: the floor of every codebook."""
     return metrics.mse_per_pixel(x, vae.decode_all(split.mu))
+
+
+def vqvae_model(variant: str, k: int, cfg: Config) -> "VQVAE":
+    """The VQ-VAE of a variant name (see :class:`~geohelpers.config.VQVAEConfig`), with the GridVAE's sizes."""
+    from .models.vqvae import VQVAE, fsq_levels
+
+    g, v = cfg.grid_vae, cfg.vqvae
+    base = "vanilla" if variant.startswith("vanilla") else ("fsq" if variant == "fsq" else "ema")
+    restart = variant in ("vanilla_restart", "ema_restart", "kmeans_init", "hybrid")
+    return VQVAE(g.channels, g.latent_dim, k, base, v.beta, v.decay, restart, v.restart_threshold,
+                 levels=fsq_levels(k) if base == "fsq" else None)
+
+
+def _hybrid_start(model: "VQVAE", grid_vae: VAE, medoids: np.ndarray) -> None:
+    """Encoder (its mean half), decoder and codebook from the trained GridVAE and its geodesic medoids."""
+    d = model.quantizer.dim
+    enc = grid_vae.encoder.state_dict()
+    enc["1.weight"], enc["1.bias"] = enc["1.weight"][:d], enc["1.bias"][:d]
+    model.encoder.load_state_dict(enc)
+    model.decoder.load_state_dict(grid_vae.decoder.state_dict())
+    model.quantizer.init_codebook(torch.from_numpy(medoids).float())
+
+
+@torch.no_grad()
+def _kmeans_start(model: "VQVAE", train: Batches, n_batches: int, seed: int) -> None:
+    from .quantize.kmeans import kmeans
+
+    outs = [model.quantizer.flatten(model.encoder(xb)) for (xb,), _ in zip(train.epoch(0), range(n_batches))]
+    vectors = torch.cat(outs).numpy()
+    model.quantizer.init_codebook(torch.from_numpy(kmeans(vectors, model.k, seed=seed).centres))
+
+
+@dataclass
+class TrainedVQVAE:
+    model: torch.nn.Module
+    history: History | None
+    trained_now: bool
+    diverged: str | None  # the error message when training stopped on a non-finite loss
+
+
+def train_vqvae(variant: str, k: int, cfg: Config, data: MNIST, grid_vae: VAE | None = None,
+                medoids: np.ndarray | None = None) -> TrainedVQVAE:
+    """Train one VQ-VAE variant at codebook size ``k`` (or load it when up to date).
+
+    After every epoch the codes of the validation images give the code usage and perplexity, so that
+    collapse is a curve. ``hybrid`` needs the trained GridVAE and its geodesic medoids (K, D).
+    """
+    from .models import vqvae as vqvae_module
+    from .train import NonFiniteLossError
+
+    v = cfg.vqvae
+    seed_everything(cfg.seed)
+    model = vqvae_model(variant, k, cfg)
+    train = Batches(data.train_x, batch_size=v.batch_size, shuffle=True, seed=cfg.seed)
+    val = Batches(data.val_x, batch_size=cfg.data.eval_batch_size)
+    extra = ""
+    if variant == "kmeans_init":
+        _kmeans_start(model, train, v.kmeans_init_batches, cfg.seed)
+    if variant == "hybrid":
+        if grid_vae is None or medoids is None:
+            raise ValueError("the hybrid variant needs 'grid_vae' and 'medoids'")
+        _hybrid_start(model, grid_vae, medoids)
+        extra = hashlib.sha256(np.ascontiguousarray(medoids).tobytes()).hexdigest()[:12] + vae_tag("grid", cfg)
+
+    def usage(m: torch.nn.Module, epoch: int, record: dict) -> dict:
+        stats = metrics.code_statistics(m.encode_codes(data.val_x).numpy(), k)
+        return {"val_usage": stats["usage"], "val_perplexity": stats["perplexity"]}
+
+    tag = (f"{variant}-{k}-{cfg.digest('vqvae', 'grid_vae', 'data', 'seed')}-{source_digest(vqvae_module)}"
+           f"-{source_digest(vae_module)}{extra}")
+    ckpt = store.checkpoint_path(cfg.profile, f"vqvae_{variant}_K{k}")
+    try:
+        history = fit(model, train, val, epochs=v.epochs, lr=v.lr, checkpoint=ckpt, tag=tag,
+                      device=pick_device(cfg.device), desc=f"VQ-VAE {variant} K={k} epoch", on_epoch_end=usage)
+    except NonFiniteLossError as err:
+        return TrainedVQVAE(model, None, True, str(err))
+    return TrainedVQVAE(model, history, history.epochs_this_call > 0, None)
+
+
+def evaluate_vqvae(model: torch.nn.Module, x_test: torch.Tensor) -> tuple[dict, np.ndarray]:
+    """Test MSE of the decoded codes, code usage statistics and rate; and the test code maps."""
+    model.eval()
+    codes = model.encode_codes(x_test)
+    recon = torch.cat([model.decode_codes(codes[s:s + 1000]).cpu() for s in range(0, len(codes), 1000)])
+    return ({"mse_per_pixel": metrics.mse_per_pixel(x_test, recon),
+             **metrics.code_statistics(codes.numpy(), model.k),
+             "bits_per_image": metrics.bits_per_image(model.n_positions, model.k)}, codes.numpy())

@@ -122,3 +122,17 @@ def embedding_scatter(points: np.ndarray, labelings: Mapping[str, np.ndarray], s
         ax.set(title=title, xticks=[], yticks=[])
     fig.tight_layout()
     return fig
+
+
+def usage_curves(histories: Mapping[str, History]) -> Figure:
+    """Validation code usage and codebook perplexity after each epoch, one line per model."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, hist in histories.items():
+        epochs = hist.column("epoch")
+        axes[0].plot(epochs, hist.column("val_usage"), marker="o", label=name)
+        axes[1].plot(epochs, hist.column("val_perplexity"), marker="o", label=name)
+    axes[0].set(xlabel="epoch", ylabel="codes used / K (validation)", ylim=(0, 1.05))
+    axes[1].set(xlabel="epoch", ylabel="codebook perplexity (validation)")
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig

@@ -125,3 +125,71 @@ def test_codebook_initialisation_checks_its_shape():
     vq = VectorQuantizer(k=4, dim=2)
     with pytest.raises(ValueError, match="'vectors'"):
         vq.init_codebook(torch.zeros(3, 2))
+
+
+# --- the notebook-05 stage -----------------------------------------------------------------------
+from geohelpers import pipeline  # noqa: E402
+from geohelpers.config import ConfigError, resolve  # noqa: E402
+from geohelpers.data import MNIST  # noqa: E402
+from geohelpers.models.vae import GridVAE  # noqa: E402
+from geohelpers.models.vqvae import fsq_levels  # noqa: E402
+
+
+def test_fsq_levels_multiply_to_k():
+    assert fsq_levels(512) == (8, 8, 8) and fsq_levels(128) == (8, 4, 4)
+    assert fsq_levels(32) == (4, 4, 2) and fsq_levels(16) == (4, 2, 2) and fsq_levels(4) == (2, 2)
+    with pytest.raises(ValueError, match="'K'"):
+        fsq_levels(100)
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"vqvae.variants": ["gumbel"]}, "'vqvae.variants[0]' is 'gumbel'"),
+    ({"vqvae.decay": 1.0}, "'vqvae.decay' is 1.0"),
+    ({"vqvae.ks": [1]}, "'vqvae.ks[0]' is 1"),
+])
+def test_bad_vqvae_parameters_fail_naming_them(overrides, fragment):
+    with pytest.raises(ConfigError) as info:
+        resolve("quick", overrides)
+    assert fragment in str(info.value)
+
+
+def test_variant_names_map_to_quantizers():
+    cfg = resolve("quick")
+    assert pipeline.vqvae_model("vanilla", 16, cfg).quantizer.variant == "vanilla"
+    assert pipeline.vqvae_model("vanilla_restart", 16, cfg).quantizer.restart
+    ema = pipeline.vqvae_model("ema", 16, cfg).quantizer
+    assert ema.variant == "ema" and not ema.restart
+    assert pipeline.vqvae_model("hybrid", 16, cfg).quantizer.restart
+    assert pipeline.vqvae_model("fsq", 16, cfg).quantizer.levels == (4, 2, 2)
+
+
+def test_hybrid_starts_from_the_gridvae_and_its_medoids():
+    torch.manual_seed(0)
+    cfg = resolve("quick")
+    vae = GridVAE(cfg.grid_vae.channels, cfg.grid_vae.latent_dim)
+    medoids = torch.randn(16, cfg.grid_vae.latent_dim).numpy()
+    model = pipeline.vqvae_model("hybrid", 16, cfg)
+    pipeline._hybrid_start(model, vae, medoids)
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(model.encoder(x), vae.encode(x)[0])
+        z = torch.randn(3, cfg.grid_vae.latent_dim, 7, 7)
+        assert torch.allclose(model.decoder(z), vae.decode_logits(z))
+    assert torch.allclose(model.quantizer.codebook, torch.from_numpy(medoids))
+
+
+def test_train_vqvae_records_usage_each_epoch_and_reloads(tmp_home):
+    torch.manual_seed(0)
+    cfg = resolve("quick", {"vqvae.epochs": 2, "vqvae.batch_size": 32})
+    x = torch.rand(96, 1, 28, 28)
+    y = torch.zeros(96, dtype=torch.long)
+    data = MNIST(x[:64], y[:64], x[64:80], y[64:80], x[80:], y[80:])
+    first = pipeline.train_vqvae("kmeans_init", 16, cfg, data)
+    assert first.trained_now and first.diverged is None
+    assert [set(e) >= {"val_usage", "val_perplexity"} for e in first.history.epochs] == [True, True]
+    again = pipeline.train_vqvae("kmeans_init", 16, cfg, data)
+    assert not again.trained_now
+    res, codes = pipeline.evaluate_vqvae(again.model, x[80:])
+    assert codes.shape == (16, 7, 7) and res["bits_per_image"] == pytest.approx(49 * 4)
+    with pytest.raises(ValueError, match="hybrid"):
+        pipeline.train_vqvae("hybrid", 16, cfg, data)

@@ -230,3 +230,12 @@ class VQVAE(nn.Module):
         else:
             z = self.quantizer.codebook[codes].permute(0, 3, 1, 2)  # (N, 7, 7, D) -> NCHW
         return torch.sigmoid(self.decoder(z))
+
+
+def fsq_levels(k: int) -> tuple[int, ...]:
+    """Three (or fewer) power-of-two levels, as equal as possible, whose product is ``k`` (e.g. 512 -> 8x8x8)."""
+    n = int(round(math.log2(k)))
+    if k < 4 or 2 ** n != k:
+        raise ValueError(f"parameter 'K' is {k}; allowed for FSQ: a power of two >= 4")
+    parts = [n // 3 + (1 if i < n % 3 else 0) for i in range(3)]
+    return tuple(2 ** p for p in parts if p > 0)
