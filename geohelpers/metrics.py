@@ -120,3 +120,9 @@ def code_statistics(codes: np.ndarray, k: int) -> dict[str, float]:
 def bits_per_image(n_positions: int, k: int) -> float:
     """The rate of a code map: ``positions x log2 K`` bits per image (codes sent without a prior)."""
     return float(n_positions * np.log2(k))
+
+
+def code_map_metrics(x: torch.Tensor, recon: torch.Tensor, codes: np.ndarray, k: int, n_positions: int) -> dict:
+    """Test MSE per pixel of images decoded from code maps, the codes' usage statistics and the rate."""
+    return {"mse_per_pixel": mse_per_pixel(x, recon), **code_statistics(codes, k),
+            "bits_per_image": bits_per_image(n_positions, k)}

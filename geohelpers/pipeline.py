@@ -96,12 +96,17 @@ def codebook_tag(kind: str, method: str, k: int, cfg: Config) -> str:
     return f"{kind}_{method}_K{k}_{h}"
 
 
+def codebook_path(kind: str, method: str, k: int, cfg: Config) -> Path:
+    """Where the codebook of this identity is stored."""
+    return store.artifacts_dir(cfg.profile) / "codebooks" / f"{codebook_tag(kind, method, k, cfg)}.npz"
+
+
 def fit_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents) -> tuple[Codebook, bool]:
     """Fit a codebook on the training vectors, or load it when an up-to-date one is stored.
 
     Returns the codebook and whether it was fitted now.
     """
-    path = store.artifacts_dir(cfg.profile) / "codebooks" / f"{codebook_tag(kind, method, k, cfg)}.npz"
+    path = codebook_path(kind, method, k, cfg)
     if path.exists():
         return Codebook.load(path), False
     cb = build_codebook(method, k, cfg.quantize, seed=cfg.seed).fit(train.vectors_mu, train.vectors_sigma)
@@ -120,8 +125,7 @@ def fit_geodesic_codebooks(kind: str, cfg: Config, train: Latents, ks: tuple[int
     same graph.
     """
     ks = tuple(ks or cfg.quantize.ks)
-    folder = store.artifacts_dir(cfg.profile) / "codebooks"
-    paths = {k: folder / f"{codebook_tag(kind, 'geodesic', k, cfg)}.npz" for k in ks}
+    paths = {k: codebook_path(kind, "geodesic", k, cfg) for k in ks}
     books = {k: Codebook.load(p) for k, p in paths.items() if p.exists()}
     missing = [k for k in ks if k not in books]
     if not missing and not need_work:
@@ -161,9 +165,7 @@ def evaluate_codebook(cb: Codebook, vae: VAE, test: Latents, x_test: torch.Tenso
 
 def evaluate_codes(cb: Codebook, vae: VAE, codes: np.ndarray, x_test: torch.Tensor) -> dict:
     """Test MSE, usage statistics and rate of given code maps of the test images."""
-    recon = cb.decode_images(vae, codes)
-    return {"mse_per_pixel": metrics.mse_per_pixel(x_test, recon), **metrics.code_statistics(codes, cb.k),
-            "bits_per_image": metrics.bits_per_image(vae.n_positions, cb.k)}
+    return metrics.code_map_metrics(x_test, cb.decode_images(vae, codes), codes, cb.k, vae.n_positions)
 
 
 def component_counts(vectors: np.ndarray, knns: tuple[int, ...], n_landmarks: int, seed: int) -> list[dict]:
@@ -331,6 +333,4 @@ def evaluate_vqvae(model: torch.nn.Module, x_test: torch.Tensor) -> tuple[dict, 
     model.eval()
     codes = model.encode_codes(x_test)
     recon = torch.cat([model.decode_codes(codes[s:s + 1000]).cpu() for s in range(0, len(codes), 1000)])
-    return ({"mse_per_pixel": metrics.mse_per_pixel(x_test, recon),
-             **metrics.code_statistics(codes.numpy(), model.k),
-             "bits_per_image": metrics.bits_per_image(model.n_positions, model.k)}, codes.numpy())
+    return metrics.code_map_metrics(x_test, recon, codes.numpy(), model.k, model.n_positions), codes.numpy()

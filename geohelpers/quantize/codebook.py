@@ -298,11 +298,11 @@ class GeodesicCodebook(Codebook):
         graph = knn_graph(landmarks, self.knn)
         seconds["knn_graph"] = time.perf_counter() - t
         t = time.perf_counter()
-        before = n_components(graph)
-        added = 0
         if self.repair != "none":
             graph, rep = connect_components(graph, landmarks, self.repair)
-            added = rep.edges_added
+            before, added = rep.components_before, rep.edges_added
+        else:
+            before, added = n_components(graph), 0
         seconds["repair"] = time.perf_counter() - t
         t = time.perf_counter()
         geo = shortest_paths(graph, self.n_jobs or None)
@@ -347,17 +347,18 @@ class GeodesicCodebook(Codebook):
         feats = self.features(mu, sigma)
         if rule == "nearest_landmark":
             return self.landmark_code[nearest(self.landmarks, feats, 1)[1][:, 0]]
-        dist, nn = nearest_k(self.landmarks, feats, self.assign_neighbours)
-        best = nn[np.arange(len(nn)), (dist + self.landmark_cost[nn]).argmin(axis=1)]
-        return self.landmark_code[best]
+        return self._geodesic_codes(*nearest_k(self.landmarks, feats, self.assign_neighbours))
 
     def encode_both(self, mu: np.ndarray, sigma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Codes by both rules from one neighbour search: (geodesic, nearest landmark)."""
         self._need_fit()
         mu, sigma = _check_vectors(mu, sigma)
         dist, nn = nearest_k(self.landmarks, self.features(mu, sigma), self.assign_neighbours)
-        geodesic = self.landmark_code[nn[np.arange(len(nn)), (dist + self.landmark_cost[nn]).argmin(axis=1)]]
-        return geodesic, self.landmark_code[nn[:, 0]]
+        return self._geodesic_codes(dist, nn), self.landmark_code[nn[:, 0]]
+
+    def _geodesic_codes(self, dist: np.ndarray, nn: np.ndarray) -> np.ndarray:
+        """``m*(argmin_l d(x, l) + g(l))`` over each row's candidate landmarks ``nn`` at distances ``dist``."""
+        return self.landmark_code[nn[np.arange(len(nn)), (dist + self.landmark_cost[nn]).argmin(axis=1)]]
 
 
 def geodesic_ratio(geo: np.ndarray, x: np.ndarray, rng: np.random.Generator, pairs: int = 50_000
