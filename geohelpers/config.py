@@ -133,6 +133,49 @@ class VQVAEConfig:
     lr: float = _f(2e-3, lo=0.0, lo_open=True, hi=1.0, help="Adam learning rate")
 
 
+PRIOR_KINDS = ("pixelcnn", "transformer")
+CODEBOOK_METHODS = ("kmeans", "w2", "geodesic")
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """Autoregressive priors over code maps (notebook 04; notebook 05 for the VQ-VAE's codes).
+
+    Each prior is trained on the training images' code maps of one codebook, validated on the validation
+    maps and evaluated on the test maps. ``ks`` must be codebook sizes of ``quantize.ks``. The gated
+    PixelCNN has ``pixelcnn_channels`` channels and ``pixelcnn_layers`` layers (its kernel sizes follow
+    from the map's shape so that the receptive field covers the map); the Transformer has width
+    ``transformer_dim``, ``transformer_layers`` blocks and ``transformer_heads`` heads.
+    """
+
+    kinds: tuple[str, ...] = _f(PRIOR_KINDS, choices=PRIOR_KINDS, help="priors to train")
+    vaes: tuple[str, ...] = _f(("grid", "flat"), choices=("grid", "flat"), help="whose codebooks get priors")
+    methods: tuple[str, ...] = _f(CODEBOOK_METHODS, choices=CODEBOOK_METHODS, help="codebooks that get priors")
+    ks: tuple[int, ...] = _f((512, 128), lo=2, hi=65_536, help="codebook sizes K that get priors")
+    pixelcnn_channels: int = _f(32, lo=1, hi=4096, help="PixelCNN: channels of both stacks")
+    pixelcnn_layers: int = _f(6, lo=1, hi=64, help="PixelCNN: gated layers")
+    transformer_dim: int = _f(64, lo=1, hi=4096, help="Transformer: model width d")
+    transformer_layers: int = _f(2, lo=1, hi=64, help="Transformer: blocks")
+    transformer_heads: int = _f(4, lo=1, hi=64, help="Transformer: attention heads (must divide d)")
+    epochs: int = _f(1, lo=1, hi=1000, help="training epochs")
+    batch_size: int = _f(256, lo=1, hi=65_536, help="training batch size")
+    lr: float = _f(3e-3, lo=0.0, lo_open=True, hi=1.0, help="Adam learning rate")
+    temperature: float = _f(1.0, lo=0.0, lo_open=True, hi=100.0, help="sampling temperature (> 0)")
+    n_show: int = _f(32, lo=1, hi=10_000, help="samples shown per codebook and prior")
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """Sample fidelity (notebook 06): ``n_samples`` images per generator, scored by a LeNet-style MNIST
+    classifier trained for ``classifier_epochs`` epochs (its penultimate features for the Frechet
+    distance, its class probabilities for the Inception Score)."""
+
+    n_samples: int = _f(10_000, lo=100, hi=100_000, help="samples drawn from every generator")
+    classifier_epochs: int = _f(3, lo=1, hi=100, help="training epochs of the MNIST classifier")
+    classifier_batch_size: int = _f(128, lo=1, hi=65_536, help="classifier batch size")
+    classifier_lr: float = _f(1e-3, lo=0.0, lo_open=True, hi=1.0, help="classifier Adam learning rate")
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a notebook needs, resolved from a profile plus overrides."""
@@ -145,6 +188,8 @@ class Config:
     grid_vae: VAEConfig = field(default_factory=VAEConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     vqvae: VQVAEConfig = field(default_factory=VQVAEConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    comparison: ComparisonConfig = field(default_factory=ComparisonConfig)
 
     def to_dict(self) -> dict:
         """Plain, JSON-serialisable form (tuples become lists)."""
@@ -168,12 +213,18 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "grid_vae.epochs": 1, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
         "quantize.ks": (16, 32), "quantize.n_landmarks": 1_000, "quantize.kmeans_init_sample": 20_000,
         "vqvae.ks": (32, 16), "vqvae.epochs": 1, "vqvae.kmeans_init_batches": 2,
+        "prior.ks": (32, 16), "prior.pixelcnn_channels": 16, "prior.transformer_dim": 32, "prior.n_show": 16,
+        "comparison.n_samples": 1_000, "comparison.classifier_epochs": 1,
     },
     "standard": {
         "flat_vae.channels": (32, 64), "flat_vae.latent_dim": 128, "flat_vae.n_chunks": 16,
-        "flat_vae.beta": 0.1, "flat_vae.epochs": 10, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
+        "flat_vae.beta": 0.1, "flat_vae.epochs": 6, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
         "grid_vae.channels": (32, 64), "grid_vae.latent_dim": 8, "grid_vae.beta": 0.1,
         "grid_vae.epochs": 10, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
+        # Sized so that every notebook and the book fit in 30 minutes on 2 CPU cores (see the README):
+        "quantize.kmeans_max_iter": 20,
+        "vqvae.variants": ("vanilla", "ema", "ema_restart", "hybrid", "fsq"), "vqvae.epochs": 3,
+        "prior.pixelcnn_layers": 4,
     },
     # Study 000 (flat) and study 003 (grid) sizes; see shared/seeds/NOTES.md.
     "paper": {
@@ -183,6 +234,8 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "grid_vae.epochs": 20, "grid_vae.batch_size": 128, "grid_vae.lr": 1e-3,
         "quantize.ks": (128, 512), "quantize.n_landmarks": 10_000, "quantize.knn": 15,
         "vqvae.ks": (512, 128), "vqvae.epochs": 20, "vqvae.lr": 1e-3,
+        "prior.pixelcnn_channels": 128, "prior.pixelcnn_layers": 8, "prior.transformer_dim": 256,
+        "prior.transformer_layers": 4, "prior.transformer_heads": 8, "prior.epochs": 20, "prior.lr": 1e-3,
     },
 }
 
@@ -285,6 +338,12 @@ def _check_consistency(cfg: Config) -> None:
         if getattr(q, name) >= q.n_landmarks:
             raise ConfigError(f"parameter 'quantize.{name}' ({getattr(q, name)}) must be smaller than "
                               f"'quantize.n_landmarks' ({q.n_landmarks})")
+    p = cfg.prior
+    if not set(p.ks) <= set(q.ks):
+        raise ConfigError(f"parameter 'prior.ks' is {p.ks}; allowed: codebook sizes of 'quantize.ks' {q.ks}")
+    if p.transformer_dim % p.transformer_heads:
+        raise ConfigError(f"parameter 'prior.transformer_heads' ({p.transformer_heads}) must divide "
+                          f"'prior.transformer_dim' ({p.transformer_dim})")
     if cfg.grid_vae.n_chunks != 1:
         raise ConfigError("parameter 'grid_vae.n_chunks' is only for the flat VAE; allowed: 1")
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -126,3 +127,57 @@ def code_map_metrics(x: torch.Tensor, recon: torch.Tensor, codes: np.ndarray, k:
     """Test MSE per pixel of images decoded from code maps, the codes' usage statistics and the rate."""
     return {"mse_per_pixel": mse_per_pixel(x, recon), **code_statistics(codes, k),
             "bits_per_image": bits_per_image(n_positions, k)}
+
+
+# --- sample fidelity, on the features of the project's MNIST classifier ------------------------------------
+
+def feature_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (float64) of (N, d) features."""
+    f = np.asarray(features, dtype=np.float64)
+    return f.mean(0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(a: np.ndarray | torch.Tensor | tuple, b: np.ndarray | torch.Tensor | tuple) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (Heusel et al., 2017):
+
+        FD = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}).
+
+    ``a`` and ``b`` are (N, d) features or precomputed ``(mean, covariance)`` pairs. With the MNIST
+    classifier's features in place of Inception's, this is the "FID" of MNIST papers.
+    """
+    from scipy import linalg
+
+    mu_a, s_a = a if isinstance(a, tuple) else feature_stats(a)
+    mu_b, s_b = b if isinstance(b, tuple) else feature_stats(b)
+    covmean = linalg.sqrtm(s_a @ s_b)
+    if not np.isfinite(covmean).all():  # near-singular product: regularise, as the reference code does
+        eps = 1e-6 * np.eye(len(s_a))
+        covmean = linalg.sqrtm((s_a + eps) @ (s_b + eps))
+    covmean = np.real(covmean)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean))
+
+
+def inception_score(probs: np.ndarray | torch.Tensor) -> float:
+    """``exp(E_x KL(p(y|x) || p(y)))`` with ``p(y)`` the mean prediction (Salimans et al., 2016).
+
+    From 1 (every sample gets the same prediction, or a flat one) to the number of classes (confident
+    predictions, spread evenly over the classes): 10 for MNIST.
+    """
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
+    marginal = p.mean(0, keepdims=True)
+    return float(np.exp((p * (np.log(p) - np.log(marginal))).sum(1).mean()))
+
+
+def class_histogram(probs: np.ndarray | torch.Tensor, n_classes: int = 10) -> np.ndarray:
+    """Fraction of samples predicted as each class (argmax)."""
+    pred = np.asarray(probs).argmax(1)
+    return np.bincount(pred, minlength=n_classes) / len(pred)
+
+
+def sample_fidelity(features: torch.Tensor, probs: torch.Tensor, reference: tuple[np.ndarray, np.ndarray]
+                    ) -> dict[str, Any]:
+    """Frechet distance to the reference (the test images' feature statistics), Inception Score, the
+    histogram of predicted classes and its largest deviation from uniform (total variation distance)."""
+    hist = class_histogram(probs)
+    return {"frechet_distance": frechet_distance(features.numpy(), reference), "inception_score": inception_score(probs),
+            "class_histogram": hist.tolist(), "class_tv_from_uniform": float(0.5 * np.abs(hist - 0.1).sum())}

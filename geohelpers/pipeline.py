@@ -21,6 +21,7 @@ from . import metrics, store
 from .config import Config
 from .data import MNIST, Batches
 from .models import vae as vae_module
+from .models.prior import CodePrior
 from .models.vae import VAE, build_vae
 from .quantize import codebook as codebook_module
 from .quantize import graph as graph_module
@@ -334,3 +335,195 @@ def evaluate_vqvae(model: torch.nn.Module, x_test: torch.Tensor) -> tuple[dict, 
     codes = model.encode_codes(x_test)
     recon = torch.cat([model.decode_codes(codes[s:s + 1000]).cpu() for s in range(0, len(codes), 1000)])
     return metrics.code_map_metrics(x_test, recon, codes.numpy(), model.k, model.n_positions), codes.numpy()
+
+
+# --- priors over code maps (notebooks 04-06) ------------------------------------------------------------
+
+def load_codes(profile: str, name: str) -> dict[str, np.ndarray]:
+    """The stored code maps ``name`` (e.g. ``grid_geodesic_K512``): ``train``/``val``/``test`` int64 arrays."""
+    path = store.artifacts_dir(profile) / "codes" / f"{name}.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run the notebook that stores the codes {name!r} "
+                                f"(02: kmeans/w2, 03: geodesic, 05: vqvae) with profile {profile!r}")
+    with np.load(path) as z:
+        return {split: z[split].astype(np.int64) for split in z.files}
+
+
+def prior_model(kind: str, k: int, shape: tuple[int, ...], cfg: Config) -> CodePrior:
+    """The prior ``kind`` (``pixelcnn`` or ``transformer``) with the sizes of ``cfg.prior``."""
+    from .models.pixelcnn import GatedPixelCNN
+    from .models.prior import PRIOR_KINDS
+    from .models.transformer import CodeTransformer
+
+    p = cfg.prior
+    if kind == "pixelcnn":
+        return GatedPixelCNN(k, shape, p.pixelcnn_channels, p.pixelcnn_layers)
+    if kind == "transformer":
+        return CodeTransformer(k, shape, p.transformer_dim, p.transformer_layers, p.transformer_heads)
+    raise ValueError(f"parameter 'prior' is {kind!r}; allowed: one of {', '.join(PRIOR_KINDS)}")
+
+
+@dataclass
+class TrainedPrior:
+    model: CodePrior
+    history: History
+    trained_now: bool
+    test: dict[str, float]       # held-out NLL per token, perplexity, bits per image
+    unigram_nll: float           # held-out NLL of the context-free prior (codes' frequencies)
+
+
+def train_prior(kind: str, codes_name: str, k: int, cfg: Config) -> TrainedPrior:
+    """Train the prior ``kind`` on the training maps of the stored codes ``codes_name`` (or load it).
+
+    Validated on the validation maps after every epoch; evaluated on the test maps. The checkpoint's
+    identity covers the prior's config, the seed, the prior's source and the code maps themselves, so new
+    codes retrain it.
+    """
+    from .models import pixelcnn as pixelcnn_module
+    from .models import prior as prior_module
+    from .models import transformer as transformer_module
+    from .models.prior import unigram_nll
+
+    codes = load_codes(cfg.profile, codes_name)
+    top = int(max(c.max() for c in codes.values()))
+    if top >= k:
+        raise ValueError(f"parameter 'k' is {k} but the codes {codes_name!r} hold code {top}; "
+                         f"allowed: K > every code (the codebook's K)")
+    shape = tuple(codes["train"].shape[1:])
+    seed_everything(cfg.seed)
+    model = prior_model(kind, k, shape, cfg)
+    p = cfg.prior
+    train = Batches(torch.from_numpy(codes["train"]), batch_size=p.batch_size, shuffle=True, seed=cfg.seed)
+    val = Batches(torch.from_numpy(codes["val"]), batch_size=cfg.data.eval_batch_size)
+    digest = hashlib.sha256(np.ascontiguousarray(codes["train"]).tobytes()).hexdigest()[:12]
+    tag = (f"{kind}-{codes_name}-{k}-{digest}-{cfg.digest('prior', 'seed')}-"
+           f"{source_digest(prior_module, pixelcnn_module, transformer_module)}")
+    ckpt = store.checkpoint_path(cfg.profile, f"prior_{kind}_{codes_name}")
+    history = fit(model, train, val, epochs=p.epochs, lr=p.lr, checkpoint=ckpt, tag=tag,
+                  device=pick_device(cfg.device), desc=f"{kind} on {codes_name} epoch")
+    test = model.evaluate(torch.from_numpy(codes["test"]), cfg.data.eval_batch_size)
+    return TrainedPrior(model, history, history.epochs_this_call > 0, test,
+                        unigram_nll(codes["train"], codes["test"], k))
+
+
+def load_codebook(kind: str, method: str, k: int, cfg: Config) -> Codebook:
+    """The stored, up-to-date codebook of notebook 02 (kmeans, w2) or 03 (geodesic)."""
+    path = codebook_path(kind, method, k, cfg)
+    if not path.exists():
+        raise FileNotFoundError(f"no up-to-date {method} codebook K={k} for the {kind} VAE: run notebook "
+                                f"{'03' if method == 'geodesic' else '02'} with profile {cfg.profile!r}")
+    return Codebook.load(path)
+
+
+def check_prior_fits(prior: CodePrior, k: int, shape: tuple[int, ...]) -> None:
+    """A prior's samples can only be decoded by a quantizer with the same K and map shape."""
+    if prior.k != k:
+        raise ValueError(f"parameter 'k' mismatch: the prior models K = {prior.k} codes, the codebook has "
+                         f"K = {k}; allowed: the same K")
+    if tuple(prior.shape) != tuple(shape):
+        raise ValueError(f"parameter 'shape' mismatch: the prior models {prior.shape} maps, the decoder "
+                         f"expects {tuple(shape)}")
+
+
+def decode_codebook_samples(prior: CodePrior, codes: np.ndarray | torch.Tensor, cb: Codebook, vae: VAE
+                            ) -> torch.Tensor:
+    """Images (N, 1, 28, 28) of code maps drawn from ``prior``, through codebook ``cb`` and the VAE's decoder."""
+    check_prior_fits(prior, cb.k, vae.code_shape)
+    return cb.decode_images(vae, np.asarray(codes))
+
+
+def train_priors(code_names: list[str], cfg: Config, kinds: tuple[str, ...] | None = None,
+                 ) -> tuple[list[dict], dict[tuple[str, str], TrainedPrior]]:
+    """Every prior of ``kinds`` (default ``cfg.prior.kinds``) on each stored code set (trained, or loaded
+    when up to date).
+
+    Each code set's K is read from its name, which ends in ``_K<k>``. Returns one
+    results row per (code set, prior), with the held-out NLL beside the context-free baselines (the
+    test codes' empirical entropy and the unigram prior's held-out NLL), and the trained priors.
+    """
+    from tqdm import tqdm
+
+    rows, trained = [], {}
+    jobs = [(name, kind) for name in code_names for kind in (kinds or cfg.prior.kinds)]
+    for name, kind in tqdm(jobs, desc="priors"):
+        k = int(name.rsplit("_K", 1)[1])
+        t = train_prior(kind, name, k, cfg)
+        trained[name, kind] = t
+        test_codes = load_codes(cfg.profile, name)["test"]
+        entropy = metrics.code_statistics(test_codes, k)["entropy_bits"] * np.log(2)
+        rows.append({"codes": name, "K": k, "prior": kind, **t.test, "unigram_nll": t.unigram_nll,
+                     "test_entropy_nats": float(entropy), "context_gain_nats": t.unigram_nll - t.test["nll_nats_per_token"],
+                     "positions": int(np.prod(test_codes.shape[1:])), "parameters": t.model.describe()["parameters"],
+                     "epochs": len(t.history.epochs), "train_seconds": t.history.wall_time_s,
+                     "val_nll": t.history.epochs[-1]["val_loss"]})
+    return rows, trained
+
+
+def geodesic_codes_all_k(books: dict[int, GeodesicCodebook], vae: VAE, split: Latents,
+                         assignment: str | None = None,
+                         ) -> tuple[dict[int, np.ndarray], float, tuple[np.ndarray, np.ndarray]]:
+    """Code maps of one split under every geodesic codebook of one graph, from a single neighbour search.
+
+    The codebooks of :func:`fit_geodesic_codebooks` share their landmarks, so the search for each
+    vector's nearest landmarks (the costly part) is done once. Returns the maps per K, the seconds of
+    the whole assignment (the search and every K's rule), and the search's (distances, indices) for
+    other rules.
+    """
+    import time
+
+    first = next(iter(books.values()))
+    if any(not np.array_equal(b.landmarks, first.landmarks) for b in books.values()):
+        raise ValueError("the geodesic codebooks do not share their landmarks")
+    t0 = time.perf_counter()
+    dist, nn = first.neighbours(split.vectors_mu, split.vectors_sigma)
+    n = len(split.mu)
+    codes = {k: b.codes_from_neighbours(dist, nn, assignment).reshape(n, *vae.code_shape) for k, b in books.items()}
+    return codes, time.perf_counter() - t0, (dist, nn)
+
+
+# --- sample fidelity (notebook 06) ---------------------------------------------------------------------------
+
+def train_classifier(cfg: Config, data: MNIST) -> TrainedModel:
+    """The LeNet-style MNIST classifier of the sample-fidelity metrics (trained, or loaded when up to date)."""
+    from .models import classifier as classifier_module
+    from .models.classifier import LeNet
+
+    c = cfg.comparison
+    seed_everything(cfg.seed)
+    model = LeNet()
+    train = Batches(data.train_x, data.train_y, batch_size=c.classifier_batch_size, shuffle=True, seed=cfg.seed)
+    val = Batches(data.val_x, data.val_y, batch_size=cfg.data.eval_batch_size)
+    tag = (f"classifier-{cfg.digest('data', 'seed')}-{c.classifier_epochs}-{c.classifier_batch_size}-"
+           f"{c.classifier_lr}-{source_digest(classifier_module)}")
+    history = fit(model, train, val, epochs=c.classifier_epochs, lr=c.classifier_lr,
+                  checkpoint=store.checkpoint_path(cfg.profile, "classifier"), tag=tag,
+                  device=pick_device(cfg.device), desc="MNIST classifier epoch")
+    return TrainedModel(model, history, history.epochs_this_call > 0)
+
+
+def accuracy(classifier: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of images whose predicted class is the label."""
+    _, probs = classifier.embed(x)
+    return float((probs.argmax(1) == y).float().mean())
+
+
+@torch.no_grad()
+def vae_samples(vae: VAE, n: int, seed: int) -> torch.Tensor:
+    """``n`` images decoded from z ~ N(0, I), the continuous VAE's own prior."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, *vae.latent_shape, generator=gen)
+    return vae.decode_all(z)
+
+
+@torch.no_grad()
+def vqvae_decode(model: torch.nn.Module, codes: np.ndarray | torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Images of (N, H, W) code maps through a VQ-VAE's codebook and decoder."""
+    codes = torch.as_tensor(np.asarray(codes), dtype=torch.long)
+    return torch.cat([model.decode_codes(codes[s:s + batch_size]).cpu() for s in range(0, len(codes), batch_size)])
+
+
+def score_samples(classifier: torch.nn.Module, images: torch.Tensor, reference: tuple[np.ndarray, np.ndarray]
+                  ) -> dict:
+    """Sample-fidelity metrics of generated images against the test images' feature statistics."""
+    feats, probs = classifier.embed(images)
+    return metrics.sample_fidelity(feats, probs, reference)

@@ -136,3 +136,43 @@ def usage_curves(histories: Mapping[str, History]) -> Figure:
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
+
+
+def prior_nll_bars(df, x: str = "codebook", hue: str = "model", y: str = "nats per token",
+                   panel: str = "VAE") -> Figure:
+    """Held-out NLL per token of each prior beside the context-free baseline, one bar group per codebook."""
+    panels = list(dict.fromkeys(df[panel]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        sns.barplot(data=df[df[panel] == name], x=x, y=y, hue=hue, ax=ax)
+        ax.set(title=name, xlabel="", ylabel="test NLL (nats per code)")
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def rate_distortion_bits(df, x: str = "bits_per_image", y: str = "mse_per_pixel", hue: str = "quantizer",
+                         style: str = "VAE") -> Figure:
+    """Test MSE against the rate in bits per image (log2 K per position), every quantizer in one panel."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    sns.lineplot(data=df.sort_values(x), x=x, y=y, hue=hue, style=style, markers=True, dashes=False, ax=ax)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set(xlabel="rate (bits per image, no prior)", ylabel="test MSE per pixel")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def class_histograms(hists: Mapping[str, Sequence[float]]) -> Figure:
+    """Fraction of samples of each generator predicted as each digit, as a heat map."""
+    names = list(hists)
+    data = np.array([hists[n] for n in names])
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(names) + 1.2))
+    sns.heatmap(data, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=max(0.3, float(data.max())),
+                xticklabels=list(range(data.shape[1])), yticklabels=names, cbar=False, ax=ax,
+                annot_kws={"fontsize": 7})
+    ax.set(xlabel="predicted digit", ylabel="")
+    fig.tight_layout()
+    return fig

@@ -24,7 +24,7 @@ def small():
     torch.manual_seed(0)
     vae = GridVAE((4, 8), 2)
     x = torch.rand(60, 1, 28, 28)
-    cfg = resolve("quick", {"quantize.n_landmarks": 200, "quantize.knn": 5, "quantize.ks": [8, 16]})
+    cfg = resolve("quick", {"quantize.n_landmarks": 200, "quantize.knn": 5, "quantize.ks": [8, 16], "prior.ks": [16]})
     return vae, x, cfg, pipeline.latents(vae, x[:40]), pipeline.latents(vae, x[40:])
 
 
@@ -37,7 +37,7 @@ def test_codebooks_are_cached_and_reloaded(small, tmp_home):
     other = resolve("quick", {"quantize.n_landmarks": 200, "quantize.knn": 5, "quantize.kmeans_max_iter": 3})
     assert pipeline.codebook_tag("grid", "w2", 8, other) != pipeline.codebook_tag("grid", "w2", 8, cfg)
     assert pipeline.codebook_tag("grid", "w2", 8, resolve("quick", {"quantize.n_landmarks": 200,
-        "quantize.knn": 5, "quantize.ks": [8]})) == pipeline.codebook_tag("grid", "w2", 8, cfg)
+        "quantize.knn": 5, "quantize.ks": [8], "prior.ks": [8]})) == pipeline.codebook_tag("grid", "w2", 8, cfg)
 
 
 def test_geodesic_codebooks_share_one_graph_and_reload(small, tmp_home):

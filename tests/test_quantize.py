@@ -181,6 +181,22 @@ def test_both_assignment_rules_and_their_disagreement(rng):
     assert np.array_equal(cb.encode(cb.landmarks), cb.landmark_code)
 
 
+def test_one_neighbour_search_serves_every_k_on_the_same_landmarks(rng):
+    mu, cb = _fitted_geodesic(rng)
+    idx, geo = cb.build_geodesics(mu)
+    other = GeodesicCodebook(**{**cb.params(), "k": 5})
+    other.landmarks = cb.landmarks
+    other.fit_geodesics(mu, None, idx, geo)
+    x = rng.normal(size=(500, 3)).astype(np.float32)
+    dist, nn = cb.neighbours(x)
+    for book in (cb, other):
+        assert np.array_equal(book.codes_from_neighbours(dist, nn), book.encode(x))
+        assert np.array_equal(book.codes_from_neighbours(dist, nn, "nearest_landmark"),
+                              book.encode(x, assignment="nearest_landmark"))
+    with pytest.raises(ValueError, match="assignment"):
+        cb.codes_from_neighbours(dist, nn, "euclidean")
+
+
 def test_geodesic_codewords_are_landmark_vectors_and_w2_metric_works(rng):
     mu, cb = _fitted_geodesic(rng)
     assert all((cb.landmarks == c).all(1).any() for c in cb.codewords)

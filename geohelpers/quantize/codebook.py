@@ -349,11 +349,30 @@ class GeodesicCodebook(Codebook):
             return self.landmark_code[nearest(self.landmarks, feats, 1)[1][:, 0]]
         return self._geodesic_codes(*nearest_k(self.landmarks, feats, self.assign_neighbours))
 
-    def encode_both(self, mu: np.ndarray, sigma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Codes by both rules from one neighbour search: (geodesic, nearest landmark)."""
+    def neighbours(self, mu: np.ndarray, sigma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Distances and indices (N, a) of each vector's ``assign_neighbours`` nearest landmarks.
+
+        The search depends only on the landmarks, so codebooks of several K fitted on one graph can share
+        it: see :meth:`codes_from_neighbours`.
+        """
         self._need_fit()
         mu, sigma = _check_vectors(mu, sigma)
-        dist, nn = nearest_k(self.landmarks, self.features(mu, sigma), self.assign_neighbours)
+        return nearest_k(self.landmarks, self.features(mu, sigma), self.assign_neighbours)
+
+    def codes_from_neighbours(self, dist: np.ndarray, nn: np.ndarray, assignment: str | None = None
+                              ) -> np.ndarray:
+        """Codes by either rule from a neighbour search of :meth:`neighbours` (on the same landmarks)."""
+        self._need_fit()
+        rule = assignment or self.assignment
+        if rule not in ASSIGNMENTS:
+            raise ValueError(f"parameter 'assignment' is {rule!r}; allowed: one of {', '.join(ASSIGNMENTS)}")
+        if int(nn.max(initial=0)) >= len(self.landmarks):
+            raise ValueError("the neighbour indices do not refer to this codebook's landmarks")
+        return self.landmark_code[nn[:, 0]] if rule == "nearest_landmark" else self._geodesic_codes(dist, nn)
+
+    def encode_both(self, mu: np.ndarray, sigma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Codes by both rules from one neighbour search: (geodesic, nearest landmark)."""
+        dist, nn = self.neighbours(mu, sigma)
         return self._geodesic_codes(dist, nn), self.landmark_code[nn[:, 0]]
 
     def _geodesic_codes(self, dist: np.ndarray, nn: np.ndarray) -> np.ndarray:
