@@ -171,7 +171,7 @@ class ComparisonConfig:
     distance, its class probabilities for the Inception Score)."""
 
     n_samples: int = _f(10_000, lo=100, hi=100_000, help="samples drawn from every generator")
-    classifier_epochs: int = _f(3, lo=1, hi=100, help="training epochs of the MNIST classifier")
+    classifier_epochs: int = _f(4, lo=1, hi=100, help="training epochs of the MNIST classifier")
     classifier_batch_size: int = _f(128, lo=1, hi=65_536, help="classifier batch size")
     classifier_lr: float = _f(1e-3, lo=0.0, lo_open=True, hi=1.0, help="classifier Adam learning rate")
 
@@ -218,13 +218,14 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
     },
     "standard": {
         "flat_vae.channels": (32, 64), "flat_vae.latent_dim": 128, "flat_vae.n_chunks": 16,
-        "flat_vae.beta": 0.1, "flat_vae.epochs": 6, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
+        "flat_vae.beta": 0.1, "flat_vae.epochs": 5, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
         "grid_vae.channels": (32, 64), "grid_vae.latent_dim": 8, "grid_vae.beta": 0.1,
         "grid_vae.epochs": 10, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
         # Sized so that every notebook and the book fit in 30 minutes on 2 CPU cores (see the README):
-        "quantize.kmeans_max_iter": 20,
-        "vqvae.variants": ("vanilla", "ema", "ema_restart", "hybrid", "fsq"), "vqvae.epochs": 3,
-        "prior.pixelcnn_layers": 4,
+        "quantize.kmeans_max_iter": 15,
+        "vqvae.variants": ("vanilla", "ema", "ema_restart", "hybrid", "fsq"), "vqvae.epochs": 2,
+        "vqvae.small_k_variants": ("vanilla",),
+        "prior.pixelcnn_layers": 4, "prior.transformer_dim": 48,
     },
     # Study 000 (flat) and study 003 (grid) sizes; see shared/seeds/NOTES.md.
     "paper": {

@@ -145,16 +145,14 @@ def frechet_distance(a: np.ndarray | torch.Tensor | tuple, b: np.ndarray | torch
     ``a`` and ``b`` are (N, d) features or precomputed ``(mean, covariance)`` pairs. With the MNIST
     classifier's features in place of Inception's, this is the "FID" of MNIST papers.
     """
-    from scipy import linalg
-
     mu_a, s_a = a if isinstance(a, tuple) else feature_stats(a)
     mu_b, s_b = b if isinstance(b, tuple) else feature_stats(b)
-    covmean = linalg.sqrtm(s_a @ s_b)
-    if not np.isfinite(covmean).all():  # near-singular product: regularise, as the reference code does
-        eps = 1e-6 * np.eye(len(s_a))
-        covmean = linalg.sqrtm((s_a + eps) @ (s_b + eps))
-    covmean = np.real(covmean)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean))
+    # Tr (S_a S_b)^{1/2} = Tr (S_a^{1/2} S_b S_a^{1/2})^{1/2}: the symmetric form is positive semi-definite,
+    # so eigh gives it stably even when a covariance is singular (e.g. a ReLU unit that never fires).
+    w, v = np.linalg.eigh(s_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ s_b @ root_a), 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * trace_root)
 
 
 def inception_score(probs: np.ndarray | torch.Tensor) -> float:

@@ -372,12 +372,13 @@ class TrainedPrior:
     unigram_nll: float           # held-out NLL of the context-free prior (codes' frequencies)
 
 
-def train_prior(kind: str, codes_name: str, k: int, cfg: Config) -> TrainedPrior:
+def train_prior(kind: str, codes_name: str, k: int, cfg: Config, evaluate: bool = True) -> TrainedPrior:
     """Train the prior ``kind`` on the training maps of the stored codes ``codes_name`` (or load it).
 
     Validated on the validation maps after every epoch; evaluated on the test maps. The checkpoint's
     identity covers the prior's config, the seed, the prior's source and the code maps themselves, so new
-    codes retrain it.
+    codes retrain it. ``evaluate=False`` skips the test evaluation (``test`` is then empty and
+    ``unigram_nll`` NaN), for callers that only sample.
     """
     from .models import pixelcnn as pixelcnn_module
     from .models import prior as prior_module
@@ -401,6 +402,8 @@ def train_prior(kind: str, codes_name: str, k: int, cfg: Config) -> TrainedPrior
     ckpt = store.checkpoint_path(cfg.profile, f"prior_{kind}_{codes_name}")
     history = fit(model, train, val, epochs=p.epochs, lr=p.lr, checkpoint=ckpt, tag=tag,
                   device=pick_device(cfg.device), desc=f"{kind} on {codes_name} epoch")
+    if not evaluate:
+        return TrainedPrior(model, history, history.epochs_this_call > 0, {}, float("nan"))
     test = model.evaluate(torch.from_numpy(codes["test"]), cfg.data.eval_batch_size)
     return TrainedPrior(model, history, history.epochs_this_call > 0, test,
                         unigram_nll(codes["train"], codes["test"], k))

@@ -57,3 +57,15 @@ def test_classifier_learns_quick_mnist(tmp_home):
     assert not again.trained_now
     feats, probs = again.model.embed(mnist.test_x[:100])
     assert feats.shape == (100, 128) and torch.allclose(probs.sum(1), torch.ones(100))
+
+
+def test_frechet_distance_with_a_dead_feature_is_finite_and_warning_free():
+    import warnings
+
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(500, 6)), rng.normal(size=(500, 6)) + 0.5
+    a[:, 0] = b[:, 0] = 0.0  # a unit that never fires: singular covariances
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fd = metrics.frechet_distance(a, b)
+    assert np.isfinite(fd) and fd > 1.0

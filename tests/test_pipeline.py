@@ -90,3 +90,32 @@ def test_kmeans_codebooks_fill_one_row_per_setting_and_store_codes(small, tmp_ho
         assert saved["train"].shape == (40, 7, 7) and saved["val"].shape == (20, 7, 7)
     assert pipeline.continuous_mse(vae, test, x[40:]) == pytest.approx(
         metrics.mse_per_pixel(x[40:], vae.decode(test.mu)), rel=1e-6)
+
+
+def test_one_neighbour_search_codes_every_k_like_each_codebook(small, tmp_home):
+    vae, x, cfg, train, test = small
+    books, _, _ = pipeline.fit_geodesic_codebooks("grid", cfg, train)
+    codes, seconds, (dist, nn) = pipeline.geodesic_codes_all_k(books, vae, test)
+    assert set(codes) == {8, 16} and seconds > 0 and nn.shape == (len(test.vectors_mu), cfg.quantize.assign_neighbours)
+    for k, cb in books.items():
+        assert np.array_equal(codes[k], cb.encode_latents(vae, test.mu, test.sigma))
+
+
+def test_a_prior_is_trained_on_stored_codes_cached_and_checked(tmp_home):
+    cfg = resolve("quick", {"prior.transformer_dim": 16, "prior.pixelcnn_channels": 8, "prior.epochs": 15})
+    rng = np.random.default_rng(0)
+    # codes with structure: each map repeats its first code, so context makes the rest predictable
+    first = rng.integers(0, 8, size=(300, 1, 1))
+    maps = {s: np.broadcast_to(first[:n], (n, 7, 7)).copy() for s, n in (("train", 300), ("val", 50), ("test", 100))}
+    pipeline.save_codes(cfg.profile, "grid_toy_K8", **maps)
+    rows, trained = pipeline.train_priors(["grid_toy_K8"], cfg)
+    assert [r["prior"] for r in rows] == list(cfg.prior.kinds)
+    for row in rows:
+        assert row["n_maps"] == 100 and row["positions"] == 49
+        assert row["nll_nats_per_token"] < row["unigram_nll"]  # context helps: the codes repeat
+    again = pipeline.train_prior("transformer", "grid_toy_K8", 8, cfg, evaluate=False)
+    assert not again.trained_now and again.test == {}
+    with pytest.raises(ValueError, match="'k'"):
+        pipeline.train_prior("transformer", "grid_toy_K8", 4, cfg)
+    with pytest.raises(FileNotFoundError, match="notebook"):
+        pipeline.load_codes(cfg.profile, "grid_missing_K8")
