@@ -333,8 +333,8 @@ def evaluate_vqvae(model: torch.nn.Module, x_test: torch.Tensor) -> tuple[dict, 
     """Test MSE of the decoded codes, code usage statistics and rate; and the test code maps."""
     model.eval()
     codes = model.encode_codes(x_test)
-    recon = torch.cat([model.decode_codes(codes[s:s + 1000]).cpu() for s in range(0, len(codes), 1000)])
-    return metrics.code_map_metrics(x_test, recon, codes.numpy(), model.k, model.n_positions), codes.numpy()
+    return (metrics.code_map_metrics(x_test, vqvae_decode(model, codes), codes.numpy(), model.k, model.n_positions),
+            codes.numpy())
 
 
 # --- priors over code maps (notebooks 04-06) ------------------------------------------------------------
@@ -351,8 +351,8 @@ def load_codes(profile: str, name: str) -> dict[str, np.ndarray]:
 
 def prior_model(kind: str, k: int, shape: tuple[int, ...], cfg: Config) -> CodePrior:
     """The prior ``kind`` (``pixelcnn`` or ``transformer``) with the sizes of ``cfg.prior``."""
+    from .config import PRIOR_KINDS
     from .models.pixelcnn import GatedPixelCNN
-    from .models.prior import PRIOR_KINDS
     from .models.transformer import CodeTransformer
 
     p = cfg.prior
@@ -372,20 +372,22 @@ class TrainedPrior:
     unigram_nll: float           # held-out NLL of the context-free prior (codes' frequencies)
 
 
-def train_prior(kind: str, codes_name: str, k: int, cfg: Config, evaluate: bool = True) -> TrainedPrior:
+def train_prior(kind: str, codes_name: str, k: int, cfg: Config, evaluate: bool = True,
+                codes: dict[str, np.ndarray] | None = None) -> TrainedPrior:
     """Train the prior ``kind`` on the training maps of the stored codes ``codes_name`` (or load it).
 
     Validated on the validation maps after every epoch; evaluated on the test maps. The checkpoint's
     identity covers the prior's config, the seed, the prior's source and the code maps themselves, so new
     codes retrain it. ``evaluate=False`` skips the test evaluation (``test`` is then empty and
-    ``unigram_nll`` NaN), for callers that only sample.
+    ``unigram_nll`` NaN), for callers that only sample. ``codes`` are the maps of :func:`load_codes`,
+    when the caller has them already.
     """
     from .models import pixelcnn as pixelcnn_module
     from .models import prior as prior_module
     from .models import transformer as transformer_module
     from .models.prior import unigram_nll
 
-    codes = load_codes(cfg.profile, codes_name)
+    codes = codes if codes is not None else load_codes(cfg.profile, codes_name)
     top = int(max(c.max() for c in codes.values()))
     if top >= k:
         raise ValueError(f"parameter 'k' is {k} but the codes {codes_name!r} hold code {top}; "
@@ -450,9 +452,10 @@ def train_priors(code_names: list[str], cfg: Config, kinds: tuple[str, ...] | No
     jobs = [(name, kind) for name in code_names for kind in (kinds or cfg.prior.kinds)]
     for name, kind in tqdm(jobs, desc="priors"):
         k = int(name.rsplit("_K", 1)[1])
-        t = train_prior(kind, name, k, cfg)
+        codes = load_codes(cfg.profile, name)
+        t = train_prior(kind, name, k, cfg, codes=codes)
         trained[name, kind] = t
-        test_codes = load_codes(cfg.profile, name)["test"]
+        test_codes = codes["test"]
         entropy = metrics.code_statistics(test_codes, k)["entropy_bits"] * np.log(2)
         rows.append({"codes": name, "K": k, "prior": kind, **t.test, "unigram_nll": t.unigram_nll,
                      "test_entropy_nats": float(entropy), "context_gain_nats": t.unigram_nll - t.test["nll_nats_per_token"],

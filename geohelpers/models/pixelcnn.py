@@ -37,6 +37,16 @@ def _gate(x: torch.Tensor) -> torch.Tensor:
     return torch.tanh(a) * torch.sigmoid(b)
 
 
+def shift_right(e: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> column c holds column c - 1 (zeros in column 0): the horizontal stack's input."""
+    return F.pad(e, (1, 0, 0, 0))[:, :, :, :-1]
+
+
+def shift_down(e: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> row r holds row r - 1 (zeros in row 0): the vertical stack's input."""
+    return F.pad(e, (0, 0, 1, 0))[:, :, :-1, :]
+
+
 def kernel_sizes(height: int, width: int, n_layers: int) -> tuple[int, int, int]:
     """(kh, kw) of the vertical stack and the width of the horizontal kernels, for full coverage."""
     kh = 1 + max(1, math.ceil(max(height - 2, 0) / n_layers))
@@ -93,8 +103,7 @@ class GatedPixelCNN(CodePrior):
     def _logit_map(self, grid: torch.Tensor) -> torch.Tensor:
         """(N, h, W) codes, h <= H rows -> (N, K, h, W) logits (rows below are never needed)."""
         e = self.embed(grid).permute(0, 3, 1, 2)
-        h = F.pad(e, (1, 0, 0, 0))[:, :, :, :-1]  # shifted right: column c holds c - 1, strictly left
-        v = F.pad(e, (0, 0, 1, 0))[:, :, :-1, :]  # shifted down: row r holds r - 1, strictly above
+        h, v = shift_right(e), shift_down(e)  # strictly left, strictly above
         for layer in self.layers:
             vh = None
             if self.vertical:
@@ -116,13 +125,12 @@ class GatedPixelCNN(CodePrior):
         for r in range(height):
             vhs: list[torch.Tensor | None] = [None] * len(self.layers)
             if self.vertical:
-                v = F.pad(self.embed(grid[:, :r + 1]).permute(0, 3, 1, 2), (0, 0, 1, 0))[:, :, :-1, :]
+                v = shift_down(self.embed(grid[:, :r + 1]).permute(0, 3, 1, 2))
                 for i, layer in enumerate(self.layers):
                     v, vh = layer.vertical(v)
                     vhs[i] = vh[:, :, r:r + 1]
             for c in range(width):
-                e = self.embed(grid[:, r:r + 1, :c + 1]).permute(0, 3, 1, 2)
-                h = F.pad(e, (1, 0, 0, 0))[:, :, :, :-1]
+                h = shift_right(self.embed(grid[:, r:r + 1, :c + 1]).permute(0, 3, 1, 2))
                 for layer, vh in zip(self.layers, vhs):
                     h = layer.horizontal(h, None if vh is None else vh[:, :, :, :c + 1])
                 logits = self.head(h[:, :, :, c:c + 1])[:, :, 0, 0]

@@ -30,9 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-PRIOR_KINDS = ("pixelcnn", "transformer")
-
-
 def check_temperature(temperature: float) -> float:
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 \
             or not math.isfinite(temperature):

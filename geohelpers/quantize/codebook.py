@@ -339,10 +339,7 @@ class GeodesicCodebook(Codebook):
     def encode(self, mu: np.ndarray, sigma: np.ndarray | None = None, assignment: str | None = None,
                ) -> np.ndarray:
         """Codes of vectors by the geodesic rule (default) or the nearest-landmark rule."""
-        self._need_fit()
-        rule = assignment or self.assignment
-        if rule not in ASSIGNMENTS:
-            raise ValueError(f"parameter 'assignment' is {rule!r}; allowed: one of {', '.join(ASSIGNMENTS)}")
+        rule = self._rule(assignment)
         mu, sigma = _check_vectors(mu, sigma)
         feats = self.features(mu, sigma)
         if rule == "nearest_landmark":
@@ -362,10 +359,7 @@ class GeodesicCodebook(Codebook):
     def codes_from_neighbours(self, dist: np.ndarray, nn: np.ndarray, assignment: str | None = None
                               ) -> np.ndarray:
         """Codes by either rule from a neighbour search of :meth:`neighbours` (on the same landmarks)."""
-        self._need_fit()
-        rule = assignment or self.assignment
-        if rule not in ASSIGNMENTS:
-            raise ValueError(f"parameter 'assignment' is {rule!r}; allowed: one of {', '.join(ASSIGNMENTS)}")
+        rule = self._rule(assignment)
         if int(nn.max(initial=0)) >= len(self.landmarks):
             raise ValueError("the neighbour indices do not refer to this codebook's landmarks")
         return self.landmark_code[nn[:, 0]] if rule == "nearest_landmark" else self._geodesic_codes(dist, nn)
@@ -374,6 +368,14 @@ class GeodesicCodebook(Codebook):
         """Codes by both rules from one neighbour search: (geodesic, nearest landmark)."""
         dist, nn = self.neighbours(mu, sigma)
         return self._geodesic_codes(dist, nn), self.landmark_code[nn[:, 0]]
+
+    def _rule(self, assignment: str | None) -> str:
+        """The assignment rule asked for (default: the codebook's own), checked; the codebook must be fitted."""
+        self._need_fit()
+        rule = assignment or self.assignment
+        if rule not in ASSIGNMENTS:
+            raise ValueError(f"parameter 'assignment' is {rule!r}; allowed: one of {', '.join(ASSIGNMENTS)}")
+        return rule
 
     def _geodesic_codes(self, dist: np.ndarray, nn: np.ndarray) -> np.ndarray:
         """``m*(argmin_l d(x, l) + g(l))`` over each row's candidate landmarks ``nn`` at distances ``dist``."""
