@@ -349,6 +349,23 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError("parameter 'grid_vae.n_chunks' is only for the flat VAE; allowed: 1")
 
 
+def suggest(name: str, known: set[str] | None = None) -> str:
+    """The closest known parameter names to a misspelt ``name`` first, then every allowed name.
+
+    Closeness is :func:`difflib.get_close_matches` on the whole dotted name and on its last part (so
+    ``epoch`` finds ``grid_vae.epochs`` and ``flat_vae.epochs``).
+    """
+    import difflib
+
+    known = set(parameter_names()) - {"profile"} if known is None else known
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.85)
+    leaf = name.rsplit(".", 1)[-1]
+    close += [k for k in sorted(known) if k not in close
+              and difflib.get_close_matches(leaf, [k.rsplit(".", 1)[-1]], n=1, cutoff=0.8)][:3]
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return f"{hint}allowed: {', '.join(sorted(known))}"
+
+
 def resolve(profile: str = "standard", overrides: Mapping[str, Any] | None = None, **kw: Any) -> Config:
     """Resolve a profile plus overrides into a frozen, validated :class:`Config`.
 
@@ -359,11 +376,10 @@ def resolve(profile: str = "standard", overrides: Mapping[str, Any] | None = Non
         raise ConfigError(f"parameter 'profile' is {profile!r}; allowed: one of {', '.join(PROFILES)}")
     extra = dict(overrides or {})
     extra.update({k.replace("__", "."): v for k, v in kw.items()})
-    known = set(parameter_names())
+    known = set(parameter_names()) - {"profile"}
     for key in extra:
-        if key not in known or key == "profile":
-            raise ConfigError(
-                f"unknown parameter {key!r}; allowed: {', '.join(sorted(known - {'profile'}))}")
+        if key not in known:
+            raise ConfigError(f"unknown parameter {key!r}; {suggest(key, known)}")
     values = {**flatten(Config()), **_PROFILE_OVERRIDES[profile], **extra, "profile": profile}
     cfg = _build(Config, values)
     _check_consistency(cfg)

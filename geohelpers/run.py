@@ -68,15 +68,25 @@ def input_hashes(paths: list[Path], profile: str, overrides: dict[str, Any]) -> 
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
+    """``["a=1", "b=(8, 16)", "c=cpu"]`` -> ``{"a": 1, "b": (8, 16), "c": "cpu"}`` (Python literals, else strings).
+
+    Every item counts, however the ``--set`` flags were written; the same name given twice with
+    different values is an error naming it (the same value twice is harmless).
+    """
     overrides: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        if not sep:
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(f"--set expects name=value, got {item!r}")
         try:
-            overrides[key] = ast.literal_eval(raw)
+            value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
-            overrides[key] = raw
+            value = raw
+        if key in overrides and overrides[key] != value:
+            raise ConfigError(f"--set gives parameter {key!r} twice, as {overrides[key]!r} and {value!r}; "
+                              f"allowed: one value per parameter")
+        overrides[key] = value
     return overrides
 
 
@@ -98,7 +108,7 @@ def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: b
                 print(f"[run] {src.name}: up to date ({profile}), skipped", flush=True)
                 rows.append({"notebook": src.name, "status": "skipped", "seconds": stamp.get("seconds", 0.0)})
                 continue
-            print(f"[run] {src.name}: executing with profile={profile} overrides={overrides}", flush=True)
+            print(f"[run] {src.name}: executing ({profile})", flush=True)
             stamps.pop(src.name, None)
             STAMPS.write_text(json.dumps(stamps, indent=2))
             t0 = time.perf_counter()
@@ -142,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m geohelpers.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="standard", help="quick, standard or paper")
     parser.add_argument("--only", nargs="+", default=None, metavar="NN", help="notebook numbers, e.g. 01 03")
-    parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", help="config overrides")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="NAME=VALUE",
+                        help="config overrides; repeat the flag or list several after one")
     parser.add_argument("--force", action="store_true", help="re-execute even when up to date")
     parser.add_argument("--no-book", action="store_true", help="execute the notebooks only")
     args = parser.parse_args(argv)
@@ -151,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         resolve(args.profile, overrides)  # fail on bad parameters before any work
     except ConfigError as err:
         parser.error(str(err))
+    print(f"[run] profile {args.profile}, overrides {overrides}", flush=True)
     paths = notebooks()
     if args.only:
         unknown = [n for n in args.only if not any(p.name.startswith(n + "_") for p in paths)]

@@ -70,3 +70,12 @@ def test_digest_tracks_the_sections_it_covers():
 def test_describe_covers_every_parameter():
     assert [row[0] for row in describe()] == parameter_names()
     assert all(row[2] for row in describe()), "every parameter has a help text"
+
+
+def test_unknown_parameter_names_the_closest_first():
+    with pytest.raises(ConfigError) as info:
+        resolve("quick", {"quantize.n_landmark": 10})
+    assert str(info.value).startswith("unknown parameter 'quantize.n_landmark'; did you mean 'quantize.n_landmarks'?")
+    with pytest.raises(ConfigError) as info:
+        resolve("quick", {"completely_unrelated": 1})
+    assert "did you mean" not in str(info.value) and "allowed: comparison." in str(info.value)

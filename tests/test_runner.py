@@ -38,3 +38,33 @@ def test_bad_arguments_fail_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit):
         run.main(argv)
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--set", "data.n_train=512", "--set", "grid_vae.epochs=1", "--set", "quantize.n_landmarks=2000"],
+    ["--set", "data.n_train=512", "grid_vae.epochs=1", "quantize.n_landmarks=2000"],
+    ["--set", "data.n_train=512", "grid_vae.epochs=1", "--set", "quantize.n_landmarks=2000"],
+])
+def test_every_set_counts_and_is_printed_once(argv, monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr(run, "execute", lambda paths, profile, overrides, force=False: seen.update(overrides) or [])
+    run.main(["--profile", "paper", "--no-book", *argv])
+    expected = {"data.n_train": 512, "grid_vae.epochs": 1, "quantize.n_landmarks": 2000}
+    assert seen == expected
+    out = capsys.readouterr().out
+    assert out.count(f"overrides {expected}") == 1
+
+
+def test_a_name_set_twice_with_two_values_is_an_error(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--profile", "quick", "--set", "grid_vae.epochs=1", "--set", "grid_vae.epochs=2"])
+    assert "'grid_vae.epochs' twice, as 1 and 2" in capsys.readouterr().err
+    assert run._parse_set(["seed=1", "seed=1"]) == {"seed": 1}  # the same value twice is harmless
+
+
+def test_a_misspelt_name_suggests_the_closest(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--profile", "quick", "--set", "grid_vae.epoch=2"])
+    err = capsys.readouterr().err
+    assert "did you mean 'grid_vae.epochs'" in err
+    assert err.index("did you mean") < err.index("allowed:")
