@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import metrics, store
-from .config import Config
+from .config import CODEBOOK_METHODS, Config
 from .data import MNIST, Batches
 from .models import vae as vae_module
 from .models.prior import CodePrior
@@ -87,6 +87,12 @@ class Latents:
 def latents(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> Latents:
     mu, sigma = vae.encode_all(x, batch_size)
     return Latents(mu, sigma, vae.to_vectors(mu).numpy(), vae.to_vectors(sigma).numpy())
+
+
+def encode_splits(vaes: dict[str, VAE], data: MNIST, cfg: Config) -> dict[str, dict[str, Latents]]:
+    """Posterior latents of the training, validation and test images under each VAE (by display name)."""
+    return {name: {split: latents(vae, getattr(data, f"{split}_x"), cfg.data.eval_batch_size)
+                   for split in ("train", "val", "test")} for name, vae in vaes.items()}
 
 
 def codebook_tag(kind: str, method: str, k: int, cfg: Config) -> str:
@@ -188,6 +194,125 @@ def component_counts(vectors: np.ndarray, knns: tuple[int, ...], n_landmarks: in
             rows.append({"k": k, "landmarks": label, "distinct values": len(np.unique(x, axis=0)),
                          "components": n_components(knn_graph(x, k))})
     return rows
+
+
+@dataclass
+class GeodesicStage:
+    """Notebook 03's geodesic codebooks of every VAE (by display name) and what they were built from."""
+
+    books: dict[str, dict[int, Codebook]]
+    work: dict[str, GeodesicWork]
+    assign_seconds: dict[tuple[str, str], float]                       # (VAE, split) -> seconds, every K
+    neighbours: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]  # (VAE, split) -> landmark search
+    rows: list[dict]                                                  # test rows, one per (VAE, K)
+
+
+def geodesic_stage(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]], x_test: torch.Tensor, cfg: Config,
+                   times: "store.WallTimes") -> GeodesicStage:
+    """Fit (or load) every geodesic codebook, assign every split by the geodesic rule, store the code
+    maps for the priors, and evaluate each codebook on the test images."""
+    stage = GeodesicStage({}, {}, {}, {}, [])
+    for name, vae in vaes.items():
+        kind = KIND_OF[name]
+        with times(f"geodesic codebooks {name}"):
+            stage.books[name], _, stage.work[name] = fit_geodesic_codebooks(kind, cfg, lat[name]["train"],
+                                                                            need_work=True)
+        with times(f"assign and store codes {name}"):
+            codes = {}
+            for split in ("train", "val", "test"):
+                codes[split], stage.assign_seconds[name, split], nbrs = geodesic_codes_all_k(
+                    stage.books[name], vae, lat[name][split])
+                if split != "val":
+                    stage.neighbours[name, split] = nbrs
+            for k, cb in stage.books[name].items():
+                save_codes(cfg.profile, f"{kind}_geodesic_K{k}", **{s: codes[s][k] for s in codes})
+                res = evaluate_codes(cb, vae, codes["test"][k], x_test)
+                stage.rows.append({"VAE": name, "method": "geodesic", "K": k, **res,
+                                   "fit_seconds": sum(cb.fit_seconds.values())})
+    return stage
+
+
+def compare_backends(base: GeodesicCodebook, vae: VAE, lat: dict[str, Latents], work: GeodesicWork,
+                     x_test: torch.Tensor, times: "store.WallTimes") -> "pd.DataFrame":
+    """FasterPAM against scikit-learn-extra's alternate K-medoids on the same geodesics: loss, seconds and
+    the test metrics of each codebook after the same geodesic assignment."""
+    import pandas as pd
+
+    rows = []
+    for backend in ("fasterpam", "sklearn_extra"):
+        with times(f"backend {backend}"):
+            variant = geodesic_variant(base, lat["train"].vectors_mu, lat["train"].vectors_sigma, work, backend=backend)
+            res, _ = evaluate_codebook(variant, vae, lat["test"], x_test)
+        rows.append({"backend": backend, "K-medoids loss": variant.diagnostics["kmedoids_loss"],
+                     "seconds": variant.fit_seconds["kmedoids"], "test MSE": res["mse_per_pixel"],
+                     "test usage": res["usage"], "perplexity": res["perplexity"]})
+    return pd.DataFrame(rows).set_index("backend")
+
+
+def compare_rules(stage: GeodesicStage, vaes: dict[str, VAE], k: int, x_test: torch.Tensor,
+                  times: "store.WallTimes") -> "pd.DataFrame":
+    """The geodesic rule against the nearest-landmark rule on the same codebook (size ``k``) and the same
+    neighbour searches: test metrics, and the share of vectors that the two rules code differently."""
+    import pandas as pd
+
+    rows = []
+    for name, vae in vaes.items():
+        cb = stage.books[name][k]
+        with times("assignment rules"):
+            g_train, n_train = (cb.codes_from_neighbours(*stage.neighbours[name, "train"], r)
+                                for r in ("geodesic", "nearest_landmark"))
+            g_test, n_test = (cb.codes_from_neighbours(*stage.neighbours[name, "test"], r)
+                              for r in ("geodesic", "nearest_landmark"))
+        for rule, codes in (("geodesic", g_test), ("nearest landmark", n_test)):
+            res = evaluate_codes(cb, vae, codes.reshape(-1, *vae.code_shape), x_test)
+            rows.append({"VAE": name, "rule": rule, "test MSE": res["mse_per_pixel"], "test usage": res["usage"],
+                         "perplexity": res["perplexity"],
+                         "vectors coded differently (train)": float((g_train != n_train).mean()),
+                         "vectors coded differently (test)": float((g_test != n_test).mean())})
+    return pd.DataFrame(rows).set_index(["VAE", "rule"])
+
+
+def compare_repairs(components: "pd.DataFrame", vae: VAE, lat: dict[str, Latents], x_test: torch.Tensor, k: int,
+                    cfg: Config, times: "store.WallTimes") -> tuple["pd.DataFrame", int | None]:
+    """At the smallest neighbour count whose (distinct-landmark) graph is disconnected, the codebook of
+    size ``k`` with each repair (spanning tree, all pairs, none), evaluated on the test images. Returns
+    the table (empty when every graph was connected) and that neighbour count."""
+    import pandas as pd
+
+    split = components[(components["landmarks"] == "distinct") & (components["components"] > 1)]
+    if not len(split):
+        return pd.DataFrame(), None
+    q, knn = cfg.quantize, int(split["k"].min())
+    rows = []
+    for repair in ("mst", "all_pairs", "none"):
+        with times("repair comparison"):
+            cb = GeodesicCodebook(k, seed=cfg.seed, n_landmarks=q.n_landmarks, knn=knn, metric=q.graph_metric,
+                                  repair=repair, backend=q.backend, assign_neighbours=q.assign_neighbours,
+                                  n_jobs=q.n_jobs).fit(lat["train"].vectors_mu, lat["train"].vectors_sigma)
+            res, _ = evaluate_codebook(cb, vae, lat["test"], x_test)
+        rows.append({"repair": repair, "k": knn, "components": cb.diagnostics["components_before_repair"],
+                     "edges added": cb.diagnostics["edges_added"], "test usage": res["usage"],
+                     "dead codes": res["dead"], "perplexity": res["perplexity"], "test MSE": res["mse_per_pixel"]})
+    return pd.DataFrame(rows).set_index("repair"), knn
+
+
+def landmark_embedding(base: GeodesicCodebook, work: GeodesicWork, n: int, clusters: int, seed: int
+                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A 2-D t-SNE of ``n`` landmarks and two clusterings of them: geodesic K-medoids on their graph
+    distances, and Euclidean K-means on their mu."""
+    from sklearn.manifold import TSNE
+
+    from .quantize.kmeans import kmeans
+    from .quantize.kmedoids import kmedoids
+
+    rng = np.random.default_rng(seed)
+    sub = np.sort(rng.choice(len(base.landmarks), size=min(n, len(base.landmarks)), replace=False))
+    pts = base.landmarks[sub]
+    labels = {"geodesic K-medoids": kmedoids(work.geodesics[np.ix_(sub, sub)], clusters, backend="fasterpam",
+                                             seed=seed).labels,
+              "Euclidean K-means": kmeans(pts, clusters, seed=seed).labels}
+    emb = TSNE(n_components=2, init="pca", perplexity=30, random_state=seed).fit_transform(pts)
+    return emb, labels
 
 
 def geodesic_variant(base: GeodesicCodebook, mu: np.ndarray, sigma: np.ndarray, work: GeodesicWork,
@@ -329,6 +454,40 @@ def train_vqvae(variant: str, k: int, cfg: Config, data: MNIST, grid_vae: VAE | 
     return TrainedVQVAE(model, history, history.epochs_this_call > 0, None)
 
 
+def train_vqvae_variants(runs: list[tuple[str, int]], cfg: Config, data: MNIST, grid_vae: VAE,
+                         geodesic: dict[int, Codebook], times: "store.WallTimes",
+                         ) -> tuple[dict[tuple[str, int], TrainedVQVAE], list[dict]]:
+    """Train (or load) every (variant, K) of ``runs`` and evaluate it on the test images.
+
+    ``geodesic`` maps K to the GridVAE's geodesic codebook (the hybrid's start). Returns the trained
+    models and one results row per run (``method`` is ``VQ-VAE <variant>``; ``diverged`` holds the
+    error message of a run that stopped on a non-finite loss).
+    """
+    trained, rows = {}, []
+    for name, k in runs:
+        with times(f"train {name}"):
+            t = train_vqvae(name, k, cfg, data, grid_vae, geodesic[k].codewords)
+        trained[name, k] = t
+        with times("evaluate"):
+            res, _ = evaluate_vqvae(t.model, data.test_x)
+        rows.append({"method": f"VQ-VAE {name}", "K": k, **res, "diverged": t.diverged or "",
+                     "train_seconds": t.history.wall_time_s if t.history else float("nan")})
+    return trained, rows
+
+
+def a_posteriori_rows(grid_vae: VAE, geodesic: dict[int, Codebook], train: Latents, test: Latents,
+                      x_test: torch.Tensor, cfg: Config, ks: tuple[int, ...]) -> list[dict]:
+    """Test rows of the GridVAE's K-means and geodesic codebooks at each K, beside the VQ-VAE's."""
+    rows = []
+    for k in ks:
+        for method in ("kmeans", "geodesic"):
+            cb = geodesic[k] if method == "geodesic" else fit_codebook("grid", method, k, cfg, train)[0]
+            res, _ = evaluate_codebook(cb, grid_vae, test, x_test)
+            rows.append({"method": f"a posteriori {method}", "K": k, **res, "diverged": "",
+                         "train_seconds": float("nan")})
+    return rows
+
+
 def evaluate_vqvae(model: torch.nn.Module, x_test: torch.Tensor) -> tuple[dict, np.ndarray]:
     """Test MSE of the decoded codes, code usage statistics and rate; and the test code maps."""
     model.eval()
@@ -437,6 +596,23 @@ def decode_codebook_samples(prior: CodePrior, codes: np.ndarray | torch.Tensor, 
     return cb.decode_images(vae, np.asarray(codes))
 
 
+def prior_sample_panels(vae: VAE, kind: str, priors: dict[tuple[str, str], TrainedPrior], cfg: Config,
+                        k: int) -> dict[str, torch.Tensor]:
+    """Decoded samples of every (codebook method, prior) of one VAE at codebook size ``k``, and a last row
+    of uniformly random codes through the K-means codebook. Every row is drawn with ``cfg.seed``."""
+    p = cfg.prior
+    rows: dict[str, torch.Tensor] = {}
+    for method in p.methods:
+        cb = load_codebook(kind, method, k, cfg)
+        for prior_kind in p.kinds:
+            prior = priors[f"{kind}_{method}_K{k}", prior_kind].model
+            codes = prior.sample(p.n_show, temperature=p.temperature, seed=cfg.seed, progress=False)
+            rows[f"{method} · {prior_kind}"] = decode_codebook_samples(prior, codes, cb, vae)
+    uniform = np.random.default_rng(cfg.seed).integers(0, k, size=(p.n_show, *vae.code_shape))
+    rows["uniform codes (K-means)"] = load_codebook(kind, "kmeans", k, cfg).decode_images(vae, uniform)
+    return rows
+
+
 def train_priors(code_names: list[str], cfg: Config, kinds: tuple[str, ...] | None = None,
                  ) -> tuple[list[dict], dict[tuple[str, str], TrainedPrior]]:
     """Every prior of ``kinds`` (default ``cfg.prior.kinds``) on each stored code set (trained, or loaded
@@ -533,3 +709,49 @@ def score_samples(classifier: torch.nn.Module, images: torch.Tensor, reference: 
     """Sample-fidelity metrics of generated images against the test images' feature statistics."""
     feats, probs = classifier.embed(images)
     return metrics.sample_fidelity(feats, probs, reference)
+
+
+def real_data_floor(classifier: torch.nn.Module, data: MNIST, n: int) -> tuple[dict, tuple[np.ndarray, np.ndarray], torch.Tensor]:
+    """The classifier's view of real data: test accuracy, and ``n`` training images scored as if they were
+    samples (the floor of FD and IS). Returns the floor record, the test images' feature statistics (the
+    reference of every FD) and the test images' class probabilities."""
+    test_feats, test_probs = classifier.embed(data.test_x)
+    reference = metrics.feature_stats(test_feats.numpy())
+    floor = score_samples(classifier, data.train_x[:n], reference)
+    floor["inception_score_test"] = metrics.inception_score(test_probs)
+    floor["test_accuracy"] = float((test_probs.argmax(1) == data.test_y).float().mean())
+    return floor, reference, test_probs
+
+
+def headline_decoders(cfg: Config, grid_vae: VAE, vqvaes: dict[str, torch.nn.Module], k: int) -> dict[str, object]:
+    """Code maps -> images for every quantizer of the headline: the GridVAE's a posteriori codebooks at
+    ``k`` (``kmeans``, ``w2``, ``geodesic``) and each VQ-VAE (``VQ-VAE <variant>``)."""
+    decoders: dict[str, object] = {}
+    for method in CODEBOOK_METHODS:
+        cb = load_codebook("grid", method, k, cfg)
+        decoders[method] = (lambda cb: lambda codes: cb.decode_images(grid_vae, codes))(cb)
+    for name, model in vqvaes.items():
+        decoders[f"VQ-VAE {name}"] = (lambda m: lambda codes: vqvae_decode(m, codes))(model)
+    return decoders
+
+
+def draw_generators(decoders: dict[str, object], cfg: Config, k: int, n: int, times: "store.WallTimes",
+                    ) -> dict[tuple[str, str], torch.Tensor]:
+    """``n`` images from every (quantizer, prior) pair and from uniformly random codes through each
+    quantizer, all seeded with ``cfg.seed``: sample ``i`` of every generator comes from the same seed.
+
+    The priors were trained in notebook 04 (a posteriori codes) or 05 (VQ-VAE codes) and are loaded.
+    """
+    from .report import code_set_name
+
+    uniform = np.random.default_rng(cfg.seed).integers(0, k, size=(n, 7, 7))
+    images: dict[tuple[str, str], torch.Tensor] = {}
+    for quantizer, decode in decoders.items():
+        for kind in cfg.prior.kinds:
+            with times(f"sample {kind}"):
+                prior = train_prior(kind, code_set_name(quantizer, k), k, cfg, evaluate=False).model
+                codes = prior.sample(n, temperature=cfg.prior.temperature, seed=cfg.seed, batch_size=5000)
+                images[quantizer, kind] = decode(codes.numpy())
+        with times("uniform codes"):
+            images[quantizer, "uniform codes"] = decode(uniform)
+    return images

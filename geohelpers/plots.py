@@ -51,17 +51,25 @@ def training_curves(histories: Mapping[str, History], keys: Sequence[str] = ("tr
     return fig
 
 
-def image_rows(rows: Mapping[str, torch.Tensor], ncol: int) -> Figure:
-    """Several labelled rows of images (e.g. originals above reconstructions)."""
-    fig, axes = plt.subplots(len(rows), 1, figsize=(ncol * 0.55, len(rows) * 0.75 + 0.2), squeeze=False)
+def image_rows(rows: Mapping[str, torch.Tensor], ncol: int, scale: float = 1.0) -> Figure:
+    """Several labelled rows of images (e.g. originals above reconstructions), each label left of its row.
+
+    Each digit is ``0.55 * scale`` inches wide; rows are packed with a small gap, so a tall figure of
+    many generators stays readable.
+    """
+    cell = 0.55 * scale
+    label_w = 2.6 if max(len(k.split("\n")[0]) for k in rows) > 12 else 1.4
+    width, row_h = ncol * cell * 30 / 28, cell * 1.08
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width + label_w, len(rows) * row_h + 0.2), squeeze=False)
+    fig.subplots_adjust(left=label_w / (width + label_w), right=0.995, bottom=0.1 / (len(rows) * row_h + 0.2),
+                        top=1 - 0.1 / (len(rows) * row_h + 0.2), hspace=0.08)
     for ax, (label, imgs) in zip(axes[:, 0], rows.items()):
         ax.imshow(image_grid(imgs[:ncol], ncol), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center")
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
         for side in ax.spines.values():
             side.set_visible(False)
-    fig.tight_layout()
     return fig
 
 

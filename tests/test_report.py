@@ -1,0 +1,210 @@
+"""The book's tables and verdict sentences, on small frames: the numbers, and the words they choose."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geohelpers import report
+
+
+def codebook_rows(w2_factor: float, geo_factor: float) -> pd.DataFrame:
+    rows = []
+    for vae, base in (("FlatVAE", 0.004), ("GridVAE", 0.003)):
+        for k in (64, 512):
+            km = base * (64 / k) ** 0.1
+            for method, f in (("kmeans", 1.0), ("w2", w2_factor), ("geodesic", geo_factor)):
+                rows.append({"VAE": vae, "K": k, "method": method, "mse_per_pixel": km * f, "usage": 0.9,
+                             "dead": 1, "perplexity": 50.0, "bits_per_image": 49 * np.log2(k), "fit_seconds": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_prose_renders_as_text_in_every_form():
+    p = report.Prose("MSE  **0.00424**,\n 1.74 times lower")
+    assert p._repr_markdown_() == "MSE **0.00424**, 1.74 times lower"
+    assert "<strong>0.00424</strong>" in p._repr_html_() and "object at" not in p._repr_html_()
+    assert repr(p) == str(p) == p.text
+    assert p == report.Prose("MSE **0.00424**, 1.74 times lower")
+
+
+def test_mse_ratio_is_per_vae_and_k():
+    ratio = report.mse_ratio(codebook_rows(1.1, 1.2), "w2")
+    assert len(ratio) == 4 and np.allclose(ratio, 1.1)
+    assert "W2 K-means on [μ, σ]" in ratio.name
+
+
+@pytest.mark.parametrize("factor, words", [(1.1, "higher test MSE in every setting"),
+                                           (0.9, "lower test MSE in every setting")])
+def test_w2_summary_chooses_its_direction_from_the_numbers(factor, words):
+    rows = codebook_rows(factor, 1.2)
+    errors = pd.DataFrame([{"VAE": v, "method": m, "mu_sq_error": 1.0 if m == "kmeans" else 1.5,
+                            "sigma_sq_error": 0.5} for v in ("FlatVAE", "GridVAE") for m in ("kmeans", "w2")]
+                          ).set_index(["VAE", "method"])
+    text = report.w2_summary(rows, errors).text
+    assert words in text
+    assert f"{factor:.2f} to {factor:.2f} times" in text
+    assert "25% of W2's squared error is in σ" in text and "1.50 times that of K-means" in text
+
+
+def test_w2_summary_counts_mixed_settings():
+    rows = codebook_rows(1.1, 1.2)
+    rows.loc[(rows["method"] == "w2") & (rows["K"] == 64), "mse_per_pixel"] *= 0.5
+    errors = pd.DataFrame([{"VAE": "GridVAE", "method": m, "mu_sq_error": 1.0, "sigma_sq_error": 0.1}
+                           for m in ("kmeans", "w2")]).set_index(["VAE", "method"])
+    assert "higher test MSE in 2 of 4 settings" in report.w2_summary(rows, errors).text
+
+
+def test_w2_numbers_quote_the_largest_k():
+    rows = codebook_rows(1.1, 1.2)
+    numbers = report.w2_numbers(rows, {"FlatVAE": 0.002, "GridVAE": 0.001})
+    assert numbers["w2_worse_count"] == numbers["n_settings"] == 4 and numbers["kmax"] == 512
+    grid_512 = rows[(rows["VAE"] == "GridVAE") & (rows["K"] == 512) & (rows["method"] == "kmeans")]
+    assert numbers["grid_kmeans_kmax_mse"] == pytest.approx(grid_512["mse_per_pixel"].iloc[0])
+    assert numbers["grid_kmax_gap"] == pytest.approx(grid_512["mse_per_pixel"].iloc[0] / 0.001)
+
+
+@pytest.mark.parametrize("factor, words", [(1.3, "higher at every K"), (0.8, "lower at every K")])
+def test_geodesic_verdict_direction(factor, words):
+    assert words in report.geodesic_verdict(codebook_rows(1.1, factor)).text
+
+
+def test_geodesic_verdict_mixed():
+    rows = codebook_rows(1.1, 1.3)
+    rows.loc[(rows["method"] == "geodesic") & (rows["K"] == 64), "mse_per_pixel"] *= 0.5
+    assert "lower at some K and higher at others" in report.geodesic_verdict(rows).text
+
+
+def test_repair_summary():
+    repairs = pd.DataFrame({"components": [7, 7], "test usage": [1.0, 0.9], "dead codes": [0, 51],
+                            "test MSE": [0.003, 0.0031]}, index=pd.Index(["mst", "none"], name="repair"))
+    text = report.repair_summary(repairs, 3).text
+    assert "With k = 3 the graph has 7 components" in text and "90.0% of its codes" in text and "(51 dead)" in text
+    assert "nothing to repair" in report.repair_summary(pd.DataFrame(), None).text
+
+
+def test_cluster_shares():
+    text = report.cluster_shares({"geodesic K-medoids": np.array([0, 0, 0, 1]), "Euclidean K-means": np.array([0, 1, 1, 0])}).text
+    assert text == ("The largest of the 2 clusters holds 75% of these landmarks under geodesic K-medoids, "
+                    "and 50% under Euclidean K-means.")
+
+
+def prior_records() -> list[dict]:
+    rows = []
+    for codes, k in (("grid_kmeans_K512", 512), ("grid_w2_K512", 512), ("flat_kmeans_K128", 128)):
+        for prior, nll in (("pixelcnn", 3.0), ("transformer", 3.2)):
+            nll += 0.1 * ("w2" in codes)
+            rows.append({"codes": codes, "K": k, "prior": prior, "nll_nats_per_token": nll, "perplexity": np.exp(nll),
+                         "bits_per_image": nll * 49 / np.log(2), "unigram_nll": 5.0, "test_entropy_nats": 5.5,
+                         "context_gain_nats": 5.0 - nll, "positions": 49, "epochs": 1})
+    return rows
+
+
+def test_prior_rows_and_summary():
+    table = report.prior_rows(prior_records())
+    assert list(table["VAE"].unique()) == ["GridVAE", "FlatVAE"] and set(table["method"]) == {"kmeans", "w2"}
+    text = report.prior_summary(table).text
+    assert text.startswith("6 of 6 priors have a held-out NLL below the context-free prior")
+    assert "pixelcnn in 3 of 3" in text
+    assert f"codes a test image in {3.0 * 49 / np.log(2):.0f} bits instead of 441" in text
+    table.loc[0, "nll_nats_per_token"] = 6.0
+    assert "Not below it: pixelcnn on grid_kmeans_K512 (6.000 against 5.000, 1 epoch(s))" in report.prior_summary(table).text
+
+
+def test_prior_table_has_every_prior_column():
+    table = report.prior_rows(prior_records())
+    view = report.prior_table(table, ("pixelcnn", "transformer"))
+    assert list(view.data.columns) == ["code entropy (test)", "context-free NLL", "pixelcnn NLL", "pixelcnn perplexity",
+                                       "pixelcnn bits/image", "transformer NLL", "transformer perplexity",
+                                       "transformer bits/image"]
+    bars = report.prior_bars(table)
+    assert set(bars["model"]) == {"context-free", "pixelcnn", "transformer"} and len(bars) == 3 + 6
+
+
+def vq_rows() -> pd.DataFrame:
+    rows = []
+    for name, mse, usage in (("vanilla", 0.004, 0.5), ("ema", 0.003, 0.9), ("ema_restart", 0.0028, 1.0),
+                             ("hybrid", 0.0025, 1.0)):
+        rows.append({"method": f"VQ-VAE {name}", "K": 512, "mse_per_pixel": mse, "usage": usage, "dead": 0,
+                     "perplexity": 100.0, "bits_per_image": 441.0, "train_seconds": 10.0, "diverged": ""})
+    rows.append({"method": "VQ-VAE vanilla", "K": 128, "mse_per_pixel": 0.005, "usage": 0.4, "dead": 0,
+                 "perplexity": 40.0, "bits_per_image": 343.0, "train_seconds": 10.0, "diverged": ""})
+    for k, mse in ((512, 0.0042), (128, 0.005)):
+        rows.append({"method": "a posteriori kmeans", "K": k, "mse_per_pixel": mse, "usage": 1.0, "dead": 0,
+                     "perplexity": 300.0, "bits_per_image": 441.0, "train_seconds": np.nan, "diverged": ""})
+    return pd.DataFrame(rows)
+
+
+def test_vq_summary_names_the_best_variant():
+    table = vq_rows()
+    assert report.best_vqvae(table, 512)["method"] == "VQ-VAE hybrid"
+    text = report.vq_summary(table, ("vanilla", "ema", "ema_restart", "hybrid"), ("vanilla",)).text
+    assert "vanilla uses 50.0% of its codes" in text and "EMA without restarts uses 90.0%" in text
+    assert "The best VQ-VAE at K = 512 is hybrid (test MSE 0.00250" in text and "reaches 0.00420" in text
+    assert "At K = 128" not in text  # ema_restart was not trained at the smaller K
+
+
+def headline_inputs():
+    quantizers = ["kmeans", "geodesic", "w2", "VQ-VAE ema"]
+    codebooks = pd.DataFrame(
+        [{"VAE": "GridVAE", "method": m, "K": 512, "mse_per_pixel": mse, "usage": 1.0, "perplexity": 400.0,
+          "bits_per_image": 441.0, "fit_seconds": 5.0} for m, mse in (("kmeans", 0.004), ("w2", 0.0045),
+                                                                       ("geodesic", 0.0048))]
+        + [{"VAE": None, "method": "VQ-VAE ema", "K": 512, "mse_per_pixel": 0.002, "usage": 0.9,
+            "perplexity": 300.0, "bits_per_image": 441.0, "fit_seconds": np.nan}])
+    priors = pd.DataFrame([{"codes": report.code_set_name(q, 512), "prior": kind, "nll_nats_per_token": nll,
+                            "bits_per_image": nll * 49 / np.log(2), "train_seconds": 3.0}
+                           for q in quantizers for kind, nll in (("pixelcnn", 3.0), ("transformer", 3.5))]
+                          ).set_index(["codes", "prior"])
+    fidelity = pd.DataFrame([{"generator": q, "prior": p, "frechet_distance": fd, "inception_score": 5.0}
+                             for q in quantizers for p, fd in (("pixelcnn", 100.0 + len(q)), ("transformer", 300.0),
+                                                               ("uniform codes", 900.0))]).set_index(["generator", "prior"])
+    seconds = report.quantizer_train_seconds(quantizers, 512, codebooks, 60.0, {"ema": 40.0})
+    return quantizers, codebooks, priors, fidelity, seconds
+
+
+def test_headline_table_and_verdict():
+    quantizers, codebooks, priors, fidelity, seconds = headline_inputs()
+    assert seconds == {"kmeans": 65.0, "geodesic": 65.0, "w2": 65.0, "VQ-VAE ema": 40.0}
+    table = report.headline(quantizers, 512, codebooks, priors, fidelity, seconds, ("pixelcnn", "transformer"))
+    assert list(table["quantizer"]) == quantizers
+    assert table.loc[0, "prior bits"] == pytest.approx(3.0 * 49 / np.log(2))
+    assert table.loc[0, "wall time (s)"] == pytest.approx(65.0 + 6.0)
+    verdict, numbers = report.headline_verdict(table, 2.2, ("pixelcnn", "transformer"))
+    assert "the best a posteriori codebook (kmeans) reconstructs the test images with MSE 0.00400" in verdict.text
+    assert "the best VQ-VAE (ema) with 0.00200, 2.00 times lower" in verdict.text
+    assert "The geodesic codebook's MSE is 1.20 times that of K-means on μ, W2's 1.12 times" in verdict.text
+    assert "lowest Fréchet distance of the samples is 102.00 (w2)" in verdict.text
+    assert "the geodesic codebook's best is 108.00, K-means' 106.00" in verdict.text
+    assert numbers["post_over_vq_mse"] == pytest.approx(2.0)
+
+
+def test_headline_verdict_says_higher_when_the_vqvae_loses():
+    quantizers, codebooks, priors, fidelity, seconds = headline_inputs()
+    codebooks.loc[codebooks["method"] == "VQ-VAE ema", "mse_per_pixel"] = 0.008
+    table = report.headline(quantizers, 512, codebooks, priors, fidelity, seconds, ("pixelcnn", "transformer"))
+    assert "with 0.00800, 2.00 times higher" in report.headline_verdict(table, 2.2, ("pixelcnn",))[0].text
+
+
+def test_headline_refuses_a_missing_cell():
+    quantizers, codebooks, priors, fidelity, seconds = headline_inputs()
+    with pytest.raises(ValueError, match="expected one codebook row for 'w2'"):
+        report.headline(quantizers, 512, codebooks[codebooks["method"] != "w2"], priors, fidelity, seconds, ("pixelcnn",))
+    priors.loc[("grid_w2_K512", "pixelcnn"), "nll_nats_per_token"] = np.nan
+    with pytest.raises(ValueError, match="every cell"):
+        report.headline(quantizers, 512, codebooks, priors, fidelity, seconds, ("pixelcnn",))
+
+
+def test_studies_table_finds_ours_or_none():
+    _, codebooks, priors, _, _ = headline_inputs()
+    reported = [{"study": "003", "quantity": "q", "setting": "s", "reported": 0.01, "their data": "d", "flaw": "f",
+                 "ours": ("quantizer", "GridVAE", "geodesic", 512, "mse_per_pixel")},
+                {"study": "003", "quantity": "q", "setting": "s", "reported": 0.01, "their data": "d", "flaw": "f",
+                 "ours": ("quantizer", None, "VQ-VAE vanilla", 128, "mse_per_pixel")}]
+    table = report.studies_table(reported, codebooks, priors)
+    assert table["ours (test set)"].iloc[0] == pytest.approx(0.0048) and pd.isna(table["ours (test set)"].iloc[1])
+    assert report.records(table)[1]["ours (test set)"] is None
+
+
+def test_styled_formats_known_columns_and_hides_the_index():
+    html = report.styled(pd.DataFrame({"mse_per_pixel": [0.0012345], "usage": [0.5], "x": [1.23456]})).to_html()
+    assert "0.00123" in html and "0.500" in html and "1.234560" in html
+    assert "0.123" in report.styled(pd.DataFrame({"a": [0.12345]}), precision=3).to_html()
