@@ -8,7 +8,7 @@
 Executed copies go to ``book/executed/`` (never over the sources in ``notebooks/``), which is what
 ``_toc.yml`` lists. A notebook is skipped when its executed copy exists and its *input hash* is unchanged:
 the hash covers the profile and overrides, the notebook's source cells, every file of ``geohelpers/``
-(but this runner),
+(but this runner and the book check, :data:`UNSTAMPED`),
 and the input hash of the notebook before it (so a re-run of 01 re-runs everything after it).
 The book is built with ``jupyter-book build --all -W --keep-going``: any warning fails the build.
 At the end a table of wall times per notebook is printed.
@@ -37,6 +37,10 @@ EXECUTED = ROOT / "book" / "executed"
 STAMPS = EXECUTED / "stamps.json"
 
 
+#: Modules that shape no result (the runner, the built book's check): a change to them re-executes nothing.
+UNSTAMPED = {"run.py", "bookcheck.py"}
+
+
 def notebooks() -> list[Path]:
     return sorted(SOURCES.glob("[0-9][0-9]_*.ipynb"))
 
@@ -50,7 +54,7 @@ def _cells_digest(path: Path) -> str:
 def package_digest() -> str:
     h = hashlib.sha256()
     for f in sorted((ROOT / "geohelpers").rglob("*.py")):
-        if f.name == "run.py":  # the runner shapes no result
+        if f.relative_to(ROOT / "geohelpers").as_posix() in UNSTAMPED:
             continue
         h.update(f.relative_to(ROOT).as_posix().encode())
         h.update(f.read_bytes())
