@@ -87,6 +87,9 @@ class QuantizeConfig:
     and runs K-medoids (``backend``) on the shortest-path distances. Every vector then gets the code that
     minimises ``d(x, l) + G(l, m)`` over its ``assign_neighbours`` nearest landmarks ``l``
     (``assignment = "geodesic"``), or the code of its nearest landmark (``"nearest_landmark"``).
+    The decoder-aware codebooks (notebook 07) average the decoder's pullback metric over
+    ``pullback_images`` training images, ``pullback_probes`` random probes each, plus a relative
+    ``pullback_ridge``, and run the same Lloyd iterations under it.
     """
 
     ks: tuple[int, ...] = _f((64, 128, 256, 512), lo=2, hi=65_536, help="codebook sizes K")
@@ -104,6 +107,11 @@ class QuantizeConfig:
                          help="geodesic: how every vector gets its code")
     assign_neighbours: int = _f(8, lo=1, hi=1_000, help="geodesic: landmarks searched per vector")
     n_jobs: int = _f(0, lo=0, hi=256, help="processes for shortest paths (0: all cores)")
+    pullback_images: int = _f(2_000, lo=1, hi=55_000,
+                              help="decoder-aware: training images whose pullback metrics are averaged")
+    pullback_probes: int = _f(16, lo=1, hi=4_096, help="decoder-aware: random probes per image for the metric")
+    pullback_ridge: float = _f(1e-6, lo=0.0, hi=1.0,
+                               help="decoder-aware: relative ridge added to each mean metric (keeps it definite)")
 
 
 VQ_VARIANTS = ("vanilla", "vanilla_restart", "ema", "ema_restart", "kmeans_init", "hybrid", "fsq")
@@ -135,6 +143,7 @@ class VQVAEConfig:
 
 PRIOR_KINDS = ("pixelcnn", "transformer")
 CODEBOOK_METHODS = ("kmeans", "w2", "geodesic")
+PULLBACK_METHODS = ("pullback_mean", "pullback_position", "pullback_geodesic")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,195 @@
+"""The decoder's pullback metric and the decoder-aware codebooks (geohelpers.quantize.pullback)."""
+
+import numpy as np
+import pytest
+import torch
+
+from geohelpers.models.vae import FlatVAE, GridVAE
+from geohelpers.quantize import kmeans
+from geohelpers.quantize.codebook import Codebook
+from geohelpers.quantize.pullback import (PullbackMeanCodebook, PullbackPositionCodebook, build_pullback_codebook,
+                                          check_metric, first_order_error, mean_metrics, probe_metrics,
+                                          vector_metrics, with_ridge)
+
+
+def tiny(kind: str):
+    torch.manual_seed(0)
+    vae = GridVAE((2, 3), latent_dim=2) if kind == "grid" else FlatVAE((2, 3), latent_dim=8, n_chunks=4)
+    return vae.eval()
+
+
+def autograd_metrics(vae, mu):
+    """The oracle: the full Jacobian of the decoded image by torch.autograd.functional.jacobian."""
+    out = []
+    for z in mu:
+        jac = torch.autograd.functional.jacobian(lambda v: vae.decode(v[None])[0].reshape(-1), z)  # (784, *latent)
+        cols = vae.to_vectors(jac.reshape(784, *vae.latent_shape)).reshape(784, vae.n_positions, vae.vector_dim)
+        out.append(torch.einsum("xpi,xpj->pij", cols, cols))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("kind", ["grid", "flat"])
+def test_vector_metrics_equal_jt_j(kind):
+    vae = tiny(kind)
+    mu = torch.randn(3, *vae.latent_shape)
+    exact = vector_metrics(vae, mu, batch_size=2)
+    assert exact.shape == (3, vae.n_positions, vae.vector_dim, vae.vector_dim)
+    assert torch.allclose(exact, autograd_metrics(vae, mu), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["grid", "flat"])
+def test_probe_estimate_is_unbiased(kind):
+    vae = tiny(kind)
+    mu = torch.randn(2, *vae.latent_shape)
+    exact = vector_metrics(vae, mu)
+    est = probe_metrics(vae, mu, n_probes=4000, seed=1)
+    err = (est - exact).norm(dim=(-1, -2)) / exact.norm(dim=(-1, -2))
+    assert float(err.mean()) < 0.06  # about sqrt(2 / 4000) ~ 0.02 per matrix
+    means = mean_metrics(vae, mu, n_probes=4000, seed=1)
+    assert means.shape == (vae.n_positions, vae.vector_dim, vae.vector_dim)
+    target = exact.mean(0).numpy()
+    rel = np.linalg.norm(means - target, axis=(1, 2)) / np.linalg.norm(target, axis=(1, 2))
+    assert rel.max() < 0.1
+
+
+def test_first_order_error_matches_the_decoded_change_for_small_steps():
+    vae = tiny("grid")
+    mu = torch.randn(1, *vae.latent_shape)
+    vec = vae.to_vectors(mu).numpy()
+    g = vector_metrics(vae, mu)[0].numpy()
+    step = np.zeros_like(vec)
+    step[10] = [1e-3, -2e-3]
+    moved = vae.from_vectors(torch.from_numpy(vec + step))
+    with torch.no_grad():
+        true = float(((vae.decode(moved) - vae.decode(mu)) ** 2).sum())
+    codewords = (vec + step)[10:11]
+    lin = first_order_error(np.array([0]), codewords, vec[10:11], g[10:11])[0]
+    assert lin == pytest.approx(true, rel=1e-2)
+
+
+def clustered(n_images=300, p=4, d=2, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(6, d)) * 3
+    return (centres[rng.integers(0, 6, n_images * p)] + rng.normal(size=(n_images * p, d))).astype(np.float32)
+
+
+def test_with_identity_metrics_both_codebooks_are_euclidean_kmeans():
+    x = clustered()
+    ref = kmeans(x, 8, seed=3, max_iter=50, init_sample=500)
+    eye = np.eye(2)
+    mean_cb = PullbackMeanCodebook(8, seed=3, metric=eye, init_sample=500).fit(x)
+    pos_cb = PullbackPositionCodebook(8, seed=3, metrics=np.stack([eye] * 4), init_sample=500).fit(x)
+    assert np.array_equal(mean_cb.encode(x), ref.labels)
+    assert np.array_equal(pos_cb.encode(x), ref.labels)
+    assert np.allclose(pos_cb.codewords, ref.centres, atol=1e-5)
+    assert pos_cb.fit_seconds["iterations"] == ref.n_iter
+
+
+def random_spd(rng, p, d):
+    a = rng.normal(size=(p, d, d))
+    return a @ np.swapaxes(a, 1, 2) + 0.1 * np.eye(d)
+
+
+def test_weighted_m_step_is_the_exact_minimiser():
+    rng = np.random.default_rng(1)
+    x = clustered(p=4, d=3)
+    metrics = random_spd(rng, 4, 3)
+    cb = PullbackPositionCodebook(5, seed=0, metrics=metrics, init_sample=500).fit(x)
+    codes = cb.encode(x)
+    pos = np.tile(np.arange(4), len(x) // 4)
+
+    def objective(c):
+        diff = c[codes] - x
+        return float(np.einsum("ni,nij,nj->", diff, metrics[pos], diff))
+
+    best, _ = cb.m_step(x, codes, cb.codewords)
+    base = objective(best)
+    for _ in range(20):
+        nudged = best.copy()
+        nudged[rng.integers(5)] += rng.normal(scale=1e-2, size=3).astype(np.float32)
+        assert objective(nudged) > base
+
+
+def test_per_position_e_step_matches_a_brute_force_loop():
+    rng = np.random.default_rng(2)
+    x = clustered(n_images=40, p=4, d=3)
+    metrics = random_spd(rng, 4, 3)
+    cb = PullbackPositionCodebook(6, seed=0, metrics=metrics, init_sample=100).fit(x)
+    brute = [int(np.argmin([(x[i] - c) @ metrics[i % 4] @ (x[i] - c) for c in cb.codewords])) for i in range(len(x))]
+    assert np.array_equal(cb.encode(x), brute)
+
+
+def test_mean_codebook_minimises_the_metric_not_the_euclidean_error():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(4000, 2)).astype(np.float32)
+    metric = np.diag([100.0, 0.01])  # only the first coordinate matters
+    cb = PullbackMeanCodebook(8, seed=0, metric=metric, init_sample=1000).fit(x)
+    plain = kmeans(x, 8, seed=0, init_sample=1000)
+    err = lambda c, codes: float((((c[codes] - x) @ np.sqrt(metric)) ** 2).sum())  # noqa: E731
+    assert err(cb.codewords, cb.encode(x)) < 0.5 * err(plain.centres, plain.labels)
+
+
+def test_codebooks_save_and_load(tmp_path):
+    x = clustered()
+    metrics = random_spd(np.random.default_rng(0), 4, 2)
+    for cb in (PullbackMeanCodebook(4, metric=metrics.mean(0), init_sample=200).fit(x),
+               PullbackPositionCodebook(4, metrics=metrics, init_sample=200).fit(x)):
+        back = Codebook.load(cb.save(tmp_path / f"{cb.method}.npz"))
+        assert type(back) is type(cb) and np.array_equal(back.encode(x), cb.encode(x))
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: PullbackMeanCodebook(4, metric=np.diag([1.0, 0.0])), "'metric' is not positive definite"),
+    (lambda: PullbackMeanCodebook(4, metric=np.array([[1.0, 2.0], [0.0, 1.0]])), "'metric' is not symmetric"),
+    (lambda: PullbackMeanCodebook(4), "'metric' is missing"),
+    (lambda: PullbackPositionCodebook(4, metrics=np.eye(2)), "'metrics' has shape (2, 2)"),
+    (lambda: PullbackPositionCodebook(4, metrics=np.stack([np.eye(2), -np.eye(2)])), "'metrics' is not positive definite"),
+    (lambda: build_pullback_codebook("pullback_vector", 4, np.eye(2), None), "'method' is 'pullback_vector'"),
+    (lambda: probe_metrics(tiny("grid"), torch.zeros(1, 2, 7, 7), 0), "'n_probes' is 0"),
+])
+def test_bad_parameters_name_themselves(build, message):
+    with pytest.raises(ValueError) as info:
+        build()
+    assert message in str(info.value)
+
+
+def test_position_codebook_needs_whole_images():
+    cb = PullbackPositionCodebook(2, metrics=np.stack([np.eye(2)] * 4), init_sample=10)
+    with pytest.raises(ValueError, match="multiple of the 4 positions"):
+        cb.fit(np.zeros((10, 2), np.float32))
+
+
+def test_ridge_makes_a_singular_metric_positive_definite():
+    m = np.diag([2.0, 0.0])
+    with pytest.raises(ValueError):
+        check_metric(m)
+    assert np.allclose(check_metric(with_ridge(m, 1e-3)), np.diag([2.001, 0.001]))
+
+
+def test_pullback_geodesics_reduce_to_notebook_03s_under_the_identity():
+    from geohelpers.quantize import GeodesicCodebook
+    from geohelpers.quantize.pullback import PullbackGeodesicCodebook
+
+    x = clustered(n_images=200, p=4, d=2)
+    kw = dict(n_landmarks=300, knn=6, assign_neighbours=4, n_jobs=1)
+    plain = GeodesicCodebook(8, seed=1, **kw).fit(x)
+    pulled = PullbackGeodesicCodebook(8, seed=1, pullback_metric=np.eye(2), **kw).fit(x)
+    assert np.array_equal(pulled.encode(x), plain.encode(x))
+    assert np.allclose(pulled.codewords, plain.codewords)
+
+
+def test_pullback_geodesic_lengths_are_riemannian_under_the_metric(tmp_path):
+    from geohelpers.quantize.pullback import PullbackGeodesicCodebook
+
+    x = clustered(n_images=200, p=4, d=2)
+    metric = np.array([[4.0, 1.0], [1.0, 2.0]])
+    cb = PullbackGeodesicCodebook(8, seed=1, pullback_metric=metric, n_landmarks=300, knn=6, n_jobs=1).fit(x)
+    a, b = x[0], x[1]
+    wa, wb = cb.features(x[:2], None)
+    assert np.linalg.norm(wa - wb) == pytest.approx(np.sqrt((a - b) @ metric @ (a - b)), rel=1e-5)
+    # codewords are medoids' mu in the original coordinates, and the codebook round-trips
+    assert all((x == c).all(axis=1).any() for c in cb.codewords)
+    back = Codebook.load(cb.save(tmp_path / "g.npz"))
+    assert np.array_equal(back.encode(x), cb.encode(x))
+    with pytest.raises(ValueError, match="'pullback_metric' is not positive definite"):
+        PullbackGeodesicCodebook(8, pullback_metric=np.diag([1.0, -1.0]))
