@@ -28,6 +28,7 @@ from .quantize import graph as graph_module
 from .quantize import kmeans as kmeans_module
 from .quantize import kmedoids as kmedoids_module
 from .quantize import search as search_module
+from .quantize import pullback as pullback_module
 from .quantize import w2 as w2_module
 from .quantize.codebook import Codebook, GeodesicCodebook, build_codebook
 from .train import History, fit, pick_device, seed_everything
@@ -37,6 +38,9 @@ QUANTIZE_MODULES = {
     "kmeans": (codebook_module, kmeans_module, search_module, w2_module),
     "w2": (codebook_module, kmeans_module, search_module, w2_module),
     "geodesic": (codebook_module, graph_module, kmedoids_module, search_module, w2_module),
+    "pullback_mean": (codebook_module, kmeans_module, search_module, pullback_module),
+    "pullback_position": (codebook_module, kmeans_module, search_module, pullback_module),
+    "pullback_geodesic": (codebook_module, graph_module, kmedoids_module, search_module, pullback_module),
 }
 
 
@@ -97,7 +101,8 @@ def encode_splits(vaes: dict[str, VAE], data: MNIST, cfg: Config) -> dict[str, d
 
 def codebook_tag(kind: str, method: str, k: int, cfg: Config) -> str:
     """Identity of a fitted codebook: the VAE it quantizes, its method, K, parameters and code."""
-    params = {name: v for name, v in cfg.to_dict()["quantize"].items() if name != "ks"}
+    params = {name: v for name, v in cfg.to_dict()["quantize"].items()  # the pullback_* parameters shape
+              if name != "ks" and (method.startswith("pullback") or not name.startswith("pullback_"))}  # only those
     h = hashlib.sha256(json.dumps([vae_tag(kind, cfg), method, k, params,
                                    source_digest(*QUANTIZE_MODULES[method])]).encode()).hexdigest()[:12]
     return f"{kind}_{method}_K{k}_{h}"
@@ -122,28 +127,35 @@ def fit_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents) ->
 
 
 def fit_geodesic_codebooks(kind: str, cfg: Config, train: Latents, ks: tuple[int, ...] | None = None,
-                           need_work: bool = False,
+                           need_work: bool = False, method: str = "geodesic", metric: np.ndarray | None = None,
                            ) -> tuple[dict[int, Codebook], dict[str, float], GeodesicWork | None]:
     """Geodesic codebooks for every K, sharing one landmark graph and one shortest-path matrix.
 
     Loads the codebooks that are stored and up to date; builds the geodesics once for the others.
     Returns the codebooks, the wall time of each stage done now, and the geodesic work (landmark indices
     and distance matrix) when it was built now or ``need_work`` asks for it, for experiments on the
-    same graph.
+    same graph. ``method = "pullback_geodesic"`` builds the graph under the mean pullback ``metric``
+    (notebook 07) instead.
     """
     ks = tuple(ks or cfg.quantize.ks)
-    paths = {k: codebook_path(kind, "geodesic", k, cfg) for k in ks}
+
+    def make(k: int) -> GeodesicCodebook:
+        if method == "geodesic":
+            return build_codebook("geodesic", k, cfg.quantize, seed=cfg.seed)
+        return pullback_module.build_pullback_codebook(method, k, metric, cfg.quantize, seed=cfg.seed)
+
+    paths = {k: codebook_path(kind, method, k, cfg) for k in ks}
     books = {k: Codebook.load(p) for k, p in paths.items() if p.exists()}
     missing = [k for k in ks if k not in books]
     if not missing and not need_work:
         return books, {}, None
-    base = build_codebook("geodesic", ks[0], cfg.quantize, seed=cfg.seed)
+    base = make(ks[0])
     idx, geo = base.build_geodesics(train.vectors_mu, train.vectors_sigma)
     seconds = dict(base.fit_seconds)
     from tqdm import tqdm
 
-    for k in tqdm(missing, desc=f"{kind} geodesic K-medoids"):
-        cb = build_codebook("geodesic", k, cfg.quantize, seed=cfg.seed)
+    for k in tqdm(missing, desc=f"{kind} {method} K-medoids"):
+        cb = make(k)
         cb.landmarks, cb.diagnostics, cb.fit_seconds = base.landmarks, dict(base.diagnostics), dict(base.fit_seconds)
         cb.fit_geodesics(train.vectors_mu, train.vectors_sigma, idx, geo)
         seconds[f"kmedoids K={k}"] = cb.fit_seconds["kmedoids"]
@@ -755,3 +767,114 @@ def draw_generators(decoders: dict[str, object], cfg: Config, k: int, n: int, ti
         with times("uniform codes"):
             images[quantizer, "uniform codes"] = decode(uniform)
     return images
+
+
+# --- decoder-aware codebooks (notebook 07) ---------------------------------------------------------------------
+
+@dataclass
+class PullbackMetrics:
+    """The mean pullback metric of each vector position of one VAE, and how it was estimated."""
+
+    metrics: np.ndarray        # (P, d, d) mean over the images, ridge included
+    split_half_error: float    # relative Frobenius difference of two independent half-probe estimates
+    seconds: float
+    n_images: int
+    n_probes: int
+
+
+def pullback_metrics(vae: VAE, train: Latents, cfg: Config) -> PullbackMetrics:
+    """Mean pullback metric per position over ``quantize.pullback_images`` training images (the first
+    ones of a seeded permutation), ``quantize.pullback_probes`` probes each, plus the relative ridge.
+
+    The estimator's noise is measured by splitting the probes into two independent halves: the relative
+    difference of the two half estimates, over sqrt(2), is the standard error of one half, and the full
+    estimate's is that over sqrt(2) again.
+    """
+    import time
+
+    q = cfg.quantize
+    t0 = time.perf_counter()
+    idx = np.sort(np.random.default_rng(cfg.seed).permutation(len(train.mu))[:q.pullback_images])
+    mu = train.mu[idx]
+    half = max(1, q.pullback_probes // 2)
+    other = max(1, q.pullback_probes - half)
+    a = pullback_module.mean_metrics(vae, mu, half, seed=cfg.seed)
+    b = pullback_module.mean_metrics(vae, mu, other, seed=cfg.seed + 10_000_019)
+    mean = (half * a + other * b) / (half + other)
+    err = float(np.linalg.norm(a - b) / np.linalg.norm(mean))
+    return PullbackMetrics(pullback_module.with_ridge(mean, q.pullback_ridge), err, time.perf_counter() - t0,
+                           len(idx), q.pullback_probes)
+
+
+def fit_pullback_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents, metric: np.ndarray
+                          ) -> tuple[Codebook, bool]:
+    """A decoder-aware codebook (``pullback_mean`` or ``pullback_position``) fitted on the training vectors,
+    or loaded when one of the same identity is stored. The identity (:func:`codebook_tag`) covers the VAE,
+    K, the quantize parameters (which fix how the metric is estimated) and the code."""
+    path = codebook_path(kind, method, k, cfg)
+    if path.exists():
+        return Codebook.load(path), False
+    cb = pullback_module.build_pullback_codebook(method, k, metric, cfg.quantize, seed=cfg.seed)
+    cb.fit(train.vectors_mu)
+    cb.save(path)
+    return cb, True
+
+
+def pullback_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]], metrics: dict[str, PullbackMetrics],
+                       x_test: torch.Tensor, cfg: Config, times: "store.WallTimes",
+                       ) -> tuple[list[dict], dict[tuple[str, str, int], Codebook]]:
+    """Every decoder-aware codebook of the profile (each method, every K, each VAE), fitted or loaded, and
+    evaluated on the test images. The geodesic ones share one graph per VAE, as in notebook 03."""
+    from tqdm import tqdm
+
+    from .config import PULLBACK_METHODS
+
+    rows, books = [], {}
+    for name, vae in vaes.items():
+        kind, train, test = KIND_OF[name], lat[name]["train"], lat[name]["test"]
+        for method in PULLBACK_METHODS:
+            if method == "pullback_geodesic":
+                with times(f"fit {method}"):
+                    fitted, _, _ = fit_geodesic_codebooks(kind, cfg, train, method=method, metric=metrics[name].metrics)
+                with times("evaluate"):
+                    test_codes, _, _ = geodesic_codes_all_k(fitted, vae, test)
+                for k, cb in fitted.items():
+                    books[name, method, k] = cb
+                    rows.append({"VAE": name, "method": method, "K": k,
+                                 **evaluate_codes(cb, vae, test_codes[k], x_test),
+                                 "fit_seconds": sum(cb.fit_seconds.values()), "lloyd_iterations": None})
+                continue
+            for k in tqdm(cfg.quantize.ks, desc=f"{name} {method}"):
+                with times(f"fit {method}"):
+                    cb, fitted_now = fit_pullback_codebook(kind, method, k, cfg, train, metrics[name].metrics)
+                with times("evaluate"):
+                    res, _ = evaluate_codebook(cb, vae, test, x_test)
+                books[name, method, k] = cb
+                rows.append({"VAE": name, "method": method, "K": k, **res, "fit_seconds": cb.fit_seconds["kmeans"],
+                             "lloyd_iterations": cb.fit_seconds["iterations"]})
+    return rows, books
+
+
+def store_code_maps(cb: Codebook, vae: VAE, lat: dict[str, Latents], name: str, profile: str) -> None:
+    """The train/validation/test code maps of one codebook, for a prior (``artifacts/<profile>/codes``)."""
+    save_codes(profile, name, **{s: cb.encode_latents(vae, lat[s].mu, lat[s].sigma) for s in ("train", "val", "test")})
+
+
+def linearised_errors(books: dict[str, Codebook], vae: VAE, test: Latents, n_images: int, n_probes: int,
+                      seed: int) -> list[dict]:
+    """Where the first-order picture holds: for each codebook (by label), on the first ``n_images`` test
+    images, the predicted quantization error ``sum_p (c_p - z_p)^T G_p(z) (c_p - z_p)`` per pixel (``G``
+    by unbiased probes of each image's own metric) beside the measured ``||g(c) - g(z)||^2`` per pixel,
+    the squared distance between the quantized and the continuous decoded images."""
+    mu, sigma = test.mu[:n_images], test.sigma[:n_images]
+    g = pullback_module.probe_metrics(vae, mu, n_probes, seed=seed).numpy().reshape(-1, vae.vector_dim, vae.vector_dim)
+    z = vae.to_vectors(mu).numpy()
+    continuous = vae.decode_all(mu)
+    rows = []
+    for label, cb in books.items():
+        codes = cb.encode_latents(vae, mu, sigma)
+        predicted = pullback_module.first_order_error(codes.reshape(-1), cb.codewords, z, g).sum() / (n_images * 784)
+        measured = metrics.mse_per_pixel(continuous, cb.decode_images(vae, codes))
+        rows.append({"codebook": label, "predicted": float(predicted), "measured": float(measured),
+                     "predicted / measured": float(predicted / measured)})
+    return rows

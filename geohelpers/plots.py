@@ -184,3 +184,25 @@ def class_histograms(hists: Mapping[str, Sequence[float]]) -> Figure:
     ax.set(xlabel="predicted digit", ylabel="")
     fig.tight_layout()
     return fig
+
+
+def metric_spectra(metrics: np.ndarray, grid: tuple[int, int] | None = (7, 7)) -> Figure:
+    """The mean pullback metric of each position: its eigenvalues (one line per position, log scale), and,
+    for a grid, the share of each position's trace in its largest eigenvalue (1: the decoder reads one
+    direction of that vector)."""
+    eig = np.linalg.eigvalsh(metrics)[:, ::-1]
+    panels = 2 if grid else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.0 * panels, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    for row in eig:
+        ax.semilogy(np.arange(1, eig.shape[1] + 1), np.maximum(row, 1e-12), color="C0", alpha=0.3, lw=1)
+    ax.semilogy(np.arange(1, eig.shape[1] + 1), np.median(eig, axis=0), color="C3", lw=2, label="median")
+    ax.set(xlabel="eigenvalue rank", ylabel="eigenvalue of the mean metric", title="spectrum per position")
+    ax.legend()
+    if grid:
+        share = (eig[:, 0] / eig.sum(1)).reshape(grid)
+        sns.heatmap(share, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", annot_kws={"fontsize": 7},
+                    cbar=False, square=True, ax=axes[0, 1], xticklabels=False, yticklabels=False)
+        axes[0, 1].set(title="largest eigenvalue / trace, per grid position")
+    fig.tight_layout()
+    return fig

@@ -25,7 +25,10 @@ FORMATS: dict[str, str] = {
     "seconds": "{:.2f}",
 }
 #: Reader-facing names of the codebook methods.
-METHOD_LABELS = {"kmeans": "K-means on μ", "w2": "W2 K-means on [μ, σ]", "geodesic": "geodesic K-medoids"}
+METHOD_LABELS = {"kmeans": "K-means on μ", "w2": "W2 K-means on [μ, σ]", "geodesic": "geodesic K-medoids",
+                 "pullback_mean": "K-means under the mean pullback metric",
+                 "pullback_position": "K-means under per-position pullback metrics",
+                 "pullback_geodesic": "geodesic K-medoids under the mean pullback metric"}
 
 
 class Prose:
@@ -468,3 +471,72 @@ def sizes_table(cfg: Any, n_samples: int) -> pd.DataFrame:
 def records(df: pd.DataFrame) -> list[dict]:
     """Rows of ``df`` for a results file, missing values as ``None`` (JSON ``null``)."""
     return df.astype(object).where(df.notna(), None).to_dict(orient="records")
+
+
+# --- notebook 07: decoder-aware codebooks ---------------------------------------------------------------------
+
+def metric_summary(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per VAE: how its mean pullback metric was estimated, and how anisotropic it is (the share
+    of the trace in the largest eigenvalue, averaged over positions; the condition number of the mean over
+    positions)."""
+    rows = {}
+    for name, m in metrics.items():
+        eig = np.linalg.eigvalsh(m.metrics)                      # (P, d), ascending
+        overall = np.linalg.eigvalsh(m.metrics.mean(0))
+        rows[name] = {"images": m.n_images, "probes per image": m.n_probes, "seconds": m.seconds,
+                      "split-half difference": m.split_half_error,
+                      "largest eigenvalue's share of the trace": float((eig[:, -1] / eig.sum(1)).mean()),
+                      "condition number (mean metric)": float(overall[-1] / overall[0])}
+    return pd.DataFrame(rows).T
+
+
+def with_ratio_to_kmeans(rows: pd.DataFrame, kmeans_rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a column ``MSE / K-means`` against K-means on mu at the same VAE and K."""
+    ref = kmeans_rows[kmeans_rows["method"] == "kmeans"].set_index(["VAE", "K"])["mse_per_pixel"]
+    return rows.assign(**{"MSE / K-means": [r.mse_per_pixel / ref[(r.VAE, r.K)] for r in rows.itertuples()]})
+
+
+def best_on_validation(val_mse: Mapping[str, float]) -> str:
+    """The method with the lowest *validation* MSE. Selection sees validation numbers only: a mapping of
+    method -> validation MSE, nothing else."""
+    if not val_mse:
+        raise ValueError("no validation MSE to select on")
+    return min(val_mse, key=val_mse.__getitem__)
+
+
+def pullback_verdict(rows: pd.DataFrame, kmeans_rows: pd.DataFrame, k: int) -> tuple[Prose, dict[str, float]]:
+    """What the decoder's geometry buys over K-means on mu, per VAE at codebook size ``k``, and over K."""
+    table = with_ratio_to_kmeans(rows, kmeans_rows)
+    lines, numbers = [], {}
+    for vae in dict.fromkeys(table["VAE"]):
+        at_k = table[(table["VAE"] == vae) & (table["K"] == k)]
+        best = at_k.loc[at_k["mse_per_pixel"].idxmin()]
+        ratio = float(best["MSE / K-means"])
+        word = "lower" if ratio < 1 else "higher"
+        lines.append(f"On the {vae} at K = {k}, the best decoder-aware codebook ({METHOD_LABELS[best['method']]}) "
+                     f"has test MSE {best['mse_per_pixel']:.5f}, {ratio:.2f} times that of K-means on μ "
+                     f"({abs(1 - ratio):.0%} {word}).")
+        numbers[f"{vae[:4].lower()}_pullback_ratio"] = ratio
+        every = table[table["VAE"] == vae].groupby("K")["MSE / K-means"].min()
+        lines.append(f"Over every K the best decoder-aware ratio to K-means runs from {every.min():.2f} to "
+                     f"{every.max():.2f}.")
+        mine = table[table["VAE"] == vae].pivot_table(index="K", columns="method", values="mse_per_pixel")
+        if {"pullback_geodesic", "pullback_mean"} <= set(mine.columns):
+            geo = mine["pullback_geodesic"] / mine["pullback_mean"]
+            better = int((geo < 1).sum())
+            where = ("better at every K" if better == len(geo) else "worse at every K" if better == 0
+                     else f"better at {better} of {len(geo)} K")
+            lines.append(f"Graph geodesics under the mean metric reach {_span(geo)} times the MSE of straight lines "
+                         f"in it (K-means under the same metric): they are {where}.")
+            numbers[f"{vae[:4].lower()}_geodesic_over_straight_max"] = float(geo.max())
+    return Prose(" ".join(lines)), numbers
+
+
+def linearisation_summary(lin: pd.DataFrame) -> Prose:
+    """How far the first-order prediction is from the measured quantization error, per codebook."""
+    parts = [f"{r['codebook']}: {r['predicted / measured']:.2f}" for r in lin.to_dict("records")]
+    spread = lin["predicted / measured"]
+    return Prose(f"The first-order prediction is {spread.min():.2f} to {spread.max():.2f} times the measured "
+                 "squared error between the quantized and the continuous decoded images (" + "; ".join(parts) + "). "
+                 "It sums each vector's error alone, so what it leaves out is the vectors' interaction through "
+                 "the decoder and the curvature beyond first order.")

@@ -208,3 +208,32 @@ def test_styled_formats_known_columns_and_hides_the_index():
     html = report.styled(pd.DataFrame({"mse_per_pixel": [0.0012345], "usage": [0.5], "x": [1.23456]})).to_html()
     assert "0.00123" in html and "0.500" in html and "1.234560" in html
     assert "0.123" in report.styled(pd.DataFrame({"a": [0.12345]}), precision=3).to_html()
+
+
+def test_pullback_verdict_compares_with_kmeans_and_straight_lines():
+    earlier = codebook_rows(1.1, 1.2)
+    rows = []
+    for vae in ("FlatVAE", "GridVAE"):
+        for k in (64, 512):
+            km = earlier[(earlier["VAE"] == vae) & (earlier["K"] == k) & (earlier["method"] == "kmeans")]["mse_per_pixel"].iloc[0]
+            for method, f in (("pullback_mean", 0.6), ("pullback_position", 0.58), ("pullback_geodesic", 0.7)):
+                rows.append({"VAE": vae, "K": k, "method": method, "mse_per_pixel": km * f})
+    text, numbers = report.pullback_verdict(pd.DataFrame(rows), earlier, 512)
+    assert "On the GridVAE at K = 512, the best decoder-aware codebook (K-means under per-position pullback metrics)" in text.text
+    assert "0.58 times that of K-means on μ (42% lower)" in text.text
+    assert "1.17 to 1.17 times the MSE of straight lines in it" in text.text and "they are worse at every K" in text.text
+    assert numbers["grid_pullback_ratio"] == pytest.approx(0.58)
+    table = report.with_ratio_to_kmeans(pd.DataFrame(rows), earlier)
+    assert np.allclose(table.groupby("method")["MSE / K-means"].first().sort_index(), [0.7, 0.6, 0.58])
+
+
+def test_selection_sees_only_validation_numbers():
+    assert report.best_on_validation({"pullback_mean": 0.0025, "pullback_position": 0.0024}) == "pullback_position"
+    with pytest.raises(ValueError):
+        report.best_on_validation({})
+
+
+def test_linearisation_summary_gives_the_spread():
+    lin = pd.DataFrame([{"codebook": "a", "predicted": 1.0, "measured": 2.0, "predicted / measured": 0.5},
+                        {"codebook": "b", "predicted": 0.9, "measured": 1.0, "predicted / measured": 0.9}])
+    assert report.linearisation_summary(lin).text.startswith("The first-order prediction is 0.50 to 0.90 times")
