@@ -168,6 +168,40 @@ def first_order_error(codes: np.ndarray, codewords: np.ndarray, mu: np.ndarray, 
 
 # --- codebooks -------------------------------------------------------------------------------------------------
 
+def plusplus_start(mu: np.ndarray, k: int, metric: np.ndarray, init_sample: int, seed: int) -> np.ndarray:
+    """k-means++ centres on a seeded sample of ``init_sample`` rows, in the coordinates whitened by ``metric``,
+    mapped back (the sample and the seeds of :func:`~geohelpers.quantize.kmeans.kmeans`)."""
+    factor = np.linalg.cholesky(metric)
+    rng = np.random.default_rng(seed)
+    sample = mu[rng.choice(len(mu), size=min(len(mu), max(init_sample, k)), replace=False)]
+    start, _ = kmeans_plusplus(sample.astype(np.float64) @ factor, k, random_state=seed)
+    return np.linalg.solve(factor.T, start.T).T.astype(np.float32)
+
+
+def weighted_lloyd(mu: np.ndarray, centres: np.ndarray, assign: Any, update: Any, max_iter: int, tol: float,
+                   ) -> tuple[np.ndarray, float, int]:
+    """Lloyd iterations under per-vector metrics: ``assign(centres) -> (cost, codes)`` (the E-step) and
+    ``update(codes, centres) -> (centres, sizes)`` (the exact M-step). Stops when no code changes, the
+    relative drop of the total cost is below ``tol``, or after ``max_iter`` iterations, as
+    :func:`~geohelpers.quantize.kmeans.kmeans` does; empty clusters are re-seeded at the worst-served
+    vectors. Returns the centres, the total cost and the iterations."""
+    previous, codes_prev = np.inf, None
+    for it in range(1, max_iter + 1):
+        cost, codes = assign(centres)
+        inertia = float(cost.sum())
+        if codes_prev is not None and (np.array_equal(codes, codes_prev) or previous - inertia <= tol * inertia):
+            break
+        centres, sizes = update(codes, centres)
+        empty = np.flatnonzero(sizes == 0)
+        if empty.size:
+            centres[empty] = mu[np.argsort(cost)[::-1][: empty.size]]
+        previous, codes_prev = inertia, codes
+    else:
+        cost, codes = assign(centres)
+        inertia = float(cost.sum())
+    return centres, inertia, it
+
+
 class PullbackMeanCodebook(Codebook):
     """K-means under one mean pullback metric ``M``: whitened by its Cholesky factor (module docstring)."""
 
@@ -268,31 +302,16 @@ class PullbackPositionCodebook(Codebook):
         return new.astype(np.float32), sizes
 
     def fit(self, mu: np.ndarray, sigma: np.ndarray | None = None) -> "PullbackPositionCodebook":
-        """Weighted Lloyd from a k-means++ start in the coordinates whitened by the positions' mean metric
-        (with every ``M_p = I``: the start and the iterations of :func:`~geohelpers.quantize.kmeans.kmeans`)."""
+        """Weighted Lloyd (:func:`weighted_lloyd`) from a k-means++ start in the coordinates whitened by the
+        positions' mean metric (with every ``M_p = I``: the start and the iterations of
+        :func:`~geohelpers.quantize.kmeans.kmeans`)."""
         mu, _ = _check_vectors(mu, sigma)
         t0 = time.perf_counter()
         self._positions(len(mu))
-        factor = np.linalg.cholesky(self.metrics.mean(0))
-        rng = np.random.default_rng(self.seed)
-        sample = mu[rng.choice(len(mu), size=min(len(mu), max(self.init_sample, self.k)), replace=False)]
-        start, _ = kmeans_plusplus(sample.astype(np.float64) @ factor, self.k, random_state=self.seed)
-        centres = np.linalg.solve(factor.T, start.T).T.astype(np.float32)
-        previous, codes_prev = np.inf, None
-        for it in range(1, self.max_iter + 1):
-            cost, codes = self.costs_and_codes(mu, centres)
-            inertia = float(cost.sum())
-            if codes_prev is not None and (np.array_equal(codes, codes_prev) or previous - inertia <= self.tol * inertia):
-                break
-            centres, sizes = self.m_step(mu, codes, centres)
-            empty = np.flatnonzero(sizes == 0)
-            if empty.size:  # re-seed empty clusters at the worst-served vectors
-                centres[empty] = mu[np.argsort(cost)[::-1][: empty.size]]
-            previous, codes_prev = inertia, codes
-        else:
-            cost, codes = self.costs_and_codes(mu, centres)
-            inertia = float(cost.sum())
-        self.codewords, self.inertia = centres, inertia
+        centres = plusplus_start(mu, self.k, self.metrics.mean(0), self.init_sample, self.seed)
+        self.codewords, self.inertia, it = weighted_lloyd(
+            mu, centres, lambda c: self.costs_and_codes(mu, c), lambda codes, c: self.m_step(mu, codes, c),
+            self.max_iter, self.tol)
         self.fit_seconds = {"kmeans": time.perf_counter() - t0, "iterations": it}
         return self
 
