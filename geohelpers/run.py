@@ -133,6 +133,35 @@ def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: b
     return rows
 
 
+def reference_workload(steps: int = 50, batch_size: int = 128, warmup: int = 3) -> float:
+    """Seconds for ``steps`` training steps of the standard profile's GridVAE on fixed random images: a
+    workload that never changes, timed beside every book run, so that a reader can tell a slow machine
+    from a slow book (machines of one kind differ by up to 2x from day to day)."""
+    import torch
+
+    from .models.vae import build_vae
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(batch_size, 1, 28, 28, generator=gen)
+    torch.manual_seed(0)
+    cfg = resolve("standard").grid_vae
+    model = build_vae("grid", cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    def step() -> None:
+        loss, _ = model.loss((x,))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return time.perf_counter() - t0
+
+
 def build_book(profile: str) -> float:
     """``jupyter-book build`` of the whole project with warnings as errors; returns its wall time."""
     stamps = json.loads(STAMPS.read_text()) if STAMPS.exists() else {}
@@ -167,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as err:
         parser.error(str(err))
     print(f"[run] profile {args.profile}, overrides {overrides}", flush=True)
+    reference = reference_workload()
+    print(f"[run] reference workload (50 standard GridVAE training steps, batch 128): {reference:.2f} s", flush=True)
     paths = notebooks()
     if args.only:
         unknown = [n for n in args.only if not any(p.name.startswith(n + "_") for p in paths)]
@@ -182,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         print(f"  {r['notebook']:<28} {r['status']:<9} {r['seconds']:8.1f} s")
     print(f"  {'total (this run)':<28} {'':<9} {total:8.1f} s")
+    print(f"  {'reference workload':<28} {'':<9} {reference:8.2f} s  (50 GridVAE steps: compare machines by it)")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,14 @@ import pytest
 
 from geohelpers import run
 
+REFERENCE_WORKLOAD = run.reference_workload
+
+
+@pytest.fixture(autouse=True)
+def _no_reference_workload(monkeypatch):
+    """run.main times a reference workload first; these tests check arguments, not the machine."""
+    monkeypatch.setattr(run, "reference_workload", lambda: 0.5)
+
 
 def test_input_hashes_chain_through_earlier_notebooks(tmp_path, monkeypatch):
     src = tmp_path / "notebooks"
@@ -68,3 +76,13 @@ def test_a_misspelt_name_suggests_the_closest(capsys):
     err = capsys.readouterr().err
     assert "did you mean 'grid_vae.epochs'" in err
     assert err.index("did you mean") < err.index("allowed:")
+
+
+def test_the_reference_workload_runs_and_is_printed_beside_the_total(monkeypatch, capsys):
+    assert REFERENCE_WORKLOAD(steps=2, batch_size=4, warmup=1) > 0  # it works; no timing is asserted
+    monkeypatch.setattr(run, "reference_workload", lambda: 1.25)
+    monkeypatch.setattr(run, "execute", lambda paths, profile, overrides, force=False: [])
+    run.main(["--profile", "quick", "--no-book", "--only", "01"])
+    out = capsys.readouterr().out
+    assert "reference workload (50 standard GridVAE training steps, batch 128): 1.25 s" in out
+    assert out.rstrip().splitlines()[-1].split()[:3] == ["reference", "workload", "1.25"]
