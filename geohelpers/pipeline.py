@@ -340,8 +340,16 @@ def save_codes(profile: str, name: str, **splits: np.ndarray) -> Path:
     """Code maps of each split (``train=..., val=..., test=...``) for the priors (notebook 04)."""
     path = store.artifacts_dir(profile) / "codes" / f"{name}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **{k: v.astype(np.int16) for k, v in splits.items()})
+    np.savez_compressed(path, **{k: v.astype(code_dtype(v)) for k, v in splits.items()})
     return path
+
+
+def code_dtype(codes: np.ndarray) -> np.dtype:
+    """The smallest unsigned integer type that holds every code (int16 overflowed past K = 32,768)."""
+    codes = np.asarray(codes)
+    if codes.size and codes.min() < 0:
+        raise ValueError(f"codes must be >= 0, got {int(codes.min())}")
+    return np.min_scalar_type(int(codes.max(initial=0)))
 
 
 def error_split(cb: Codebook, split: Latents) -> dict[str, float]:

@@ -119,3 +119,17 @@ def test_a_prior_is_trained_on_stored_codes_cached_and_checked(tmp_home):
         pipeline.train_prior("transformer", "grid_toy_K8", 4, cfg)
     with pytest.raises(FileNotFoundError, match="notebook"):
         pipeline.load_codes(cfg.profile, "grid_missing_K8")
+
+
+def test_code_maps_of_a_large_codebook_round_trip_in_the_smallest_type(tmp_home):
+    rng = np.random.default_rng(0)
+    maps = {s: rng.integers(0, 40_000, size=(n, 7, 7)) for s, n in (("train", 20), ("val", 5), ("test", 5))}
+    maps["train"][0, 0, 0] = 39_999
+    path = pipeline.save_codes("quick", "grid_big_K40000", **maps)
+    with np.load(path) as z:
+        assert z["train"].dtype == np.uint16  # int16 would have wrapped past 32,767
+    back = pipeline.load_codes("quick", "grid_big_K40000")
+    assert all(np.array_equal(back[s], maps[s]) and back[s].dtype == np.int64 for s in maps)
+    assert pipeline.code_dtype(np.array([3, 200])) == np.uint8
+    with pytest.raises(ValueError, match=">= 0"):
+        pipeline.code_dtype(np.array([-1]))
