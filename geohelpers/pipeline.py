@@ -490,8 +490,9 @@ def train_vqvae_variants(runs: list[tuple[str, int]], cfg: Config, data: MNIST, 
         trained[name, k] = t
         with times("evaluate"):
             res, _ = evaluate_vqvae(t.model, data.test_x)
-        rows.append({"method": f"VQ-VAE {name}", "K": k, **res, "diverged": t.diverged or "",
-                     "train_seconds": t.history.wall_time_s if t.history else float("nan")})
+            val, _ = evaluate_vqvae(t.model, data.val_x)
+        rows.append({"method": f"VQ-VAE {name}", "K": k, **res, "val_mse_per_pixel": val["mse_per_pixel"],
+                     "diverged": t.diverged or "", "train_seconds": t.history.wall_time_s if t.history else float("nan")})
     return trained, rows
 
 
