@@ -271,16 +271,25 @@ class PullbackPositionCodebook(Codebook):
                              "positions (vectors as vae.to_vectors lays them out)")
         return np.tile(np.arange(self.n_positions), n // self.n_positions)
 
-    def costs_and_codes(self, mu: np.ndarray, centres: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Each vector's smallest ``(z - c)^T M_p (z - c)`` over the codewords, and its code."""
-        c = self.codewords if centres is None else centres
-        n = len(mu)
-        pos = self._positions(n)
-        cost, codes = np.empty(n, np.float64), np.empty(n, np.int64)
+    def whitened(self, mu: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each position ``p``: the rows of ``mu`` at ``p`` and those rows whitened by its factor
+        (``L_p^T z``), computed once per fit or encode, not once per Lloyd iteration."""
+        pos = self._positions(len(mu))
+        out = []
         for p, f in enumerate(self.factors):
-            rows = pos == p
-            d2, idx = nearest((c.astype(np.float64) @ f).astype(np.float32),
-                              (mu[rows].astype(np.float64) @ f).astype(np.float32))
+            rows = np.flatnonzero(pos == p)
+            out.append((rows, (mu[rows].astype(np.float64) @ f).astype(np.float32)))
+        return out
+
+    def costs_and_codes(self, mu: np.ndarray, centres: np.ndarray | None = None,
+                        groups: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each vector's smallest ``(z - c)^T M_p (z - c)`` over the codewords, and its code (``groups``: the
+        output of :meth:`whitened` for these ``mu``, when the caller has it)."""
+        c = (self.codewords if centres is None else centres).astype(np.float64)
+        groups = self.whitened(mu) if groups is None else groups
+        cost, codes = np.empty(len(mu), np.float64), np.empty(len(mu), np.int64)
+        for (rows, white), f in zip(groups, self.factors):
+            d2, idx = nearest((c @ f).astype(np.float32), white)
             cost[rows], codes[rows] = d2[:, 0], idx[:, 0]
         return cost, codes
 
@@ -309,8 +318,9 @@ class PullbackPositionCodebook(Codebook):
         t0 = time.perf_counter()
         self._positions(len(mu))
         centres = plusplus_start(mu, self.k, self.metrics.mean(0), self.init_sample, self.seed)
+        groups = self.whitened(mu)
         self.codewords, self.inertia, it = weighted_lloyd(
-            mu, centres, lambda c: self.costs_and_codes(mu, c), lambda codes, c: self.m_step(mu, codes, c),
+            mu, centres, lambda c: self.costs_and_codes(mu, c, groups), lambda codes, c: self.m_step(mu, codes, c),
             self.max_iter, self.tol)
         self.fit_seconds = {"kmeans": time.perf_counter() - t0, "iterations": it}
         return self
