@@ -430,6 +430,8 @@ def headline_verdict(table: pd.DataFrame, floor_fd: float, kinds: Sequence[str])
 
     def versus(other: float) -> str:
         r = mse / other
+        if round(r, 2) == 1.0:
+            return f"the same to two decimals (the a posteriori MSE is {r:.3f} times it)"
         return f"{r:.2f} times lower" if r > 1 else f"{1 / r:.2f} times higher"
 
     lines = [f"At {int(h['bits per image'].iloc[0])} bits per image, the best a posteriori codebook ({best_post}) "
@@ -517,6 +519,14 @@ def metric_summary(metrics: Mapping[str, Any]) -> pd.DataFrame:
                       "largest eigenvalue's share of the trace": float((eig[:, -1] / eig.sum(1)).mean()),
                       "condition number (mean metric)": float(overall[-1] / overall[0])}
     return pd.DataFrame(rows).T
+
+
+def metric_view(metrics: Mapping[str, Any]):
+    """:func:`metric_summary` as the book shows it."""
+    return styled(metric_summary(metrics), {"images": "{:.0f}", "probes per image": "{:.0f}", "seconds": "{:.1f}",
+                                            "split-half difference": "{:.3f}",
+                                            "largest eigenvalue's share of the trace": "{:.3f}",
+                                            "condition number (mean metric)": "{:.3g}"}, index=True)
 
 
 def with_ratio_to_kmeans(rows: pd.DataFrame, kmeans_rows: pd.DataFrame) -> pd.DataFrame:

@@ -247,3 +247,11 @@ def test_linearisation_summary_gives_the_spread():
     lin = pd.DataFrame([{"codebook": "a", "predicted": 1.0, "measured": 2.0, "predicted / measured": 0.5},
                         {"codebook": "b", "predicted": 0.9, "measured": 1.0, "predicted / measured": 0.9}])
     assert report.linearisation_summary(lin).text.startswith("The first-order prediction is 0.50 to 0.90 times")
+
+
+def test_headline_verdict_says_same_when_equal_to_two_decimals():
+    quantizers, codebooks, priors, fidelity, seconds = headline_inputs()
+    codebooks.loc[codebooks["method"] == "VQ-VAE hybrid", "mse_per_pixel"] = 0.004008
+    table = report.headline(quantizers, 512, codebooks, priors, fidelity, seconds, ("pixelcnn",))
+    text = report.headline_verdict(table, 2.2, ("pixelcnn",))[0].text
+    assert "reaches 0.00401, the same to two decimals (the a posteriori MSE is 0.998 times it)" in text
