@@ -109,13 +109,28 @@ def test_chromium_renders_math_and_catches_raw_latex(tmp_path):
 
 
 @needs_chromium
-def test_the_quick_book_passes_in_a_real_browser():
-    """Execute every notebook at the quick profile, build the book with -W, load each page in Chromium."""
+def test_the_quick_book_passes_in_a_real_browser(tmp_path, monkeypatch):
+    """Execute every notebook at the quick profile, build the book with -W, load each page in Chromium.
+
+    All of it happens in a copy of the book's sources under ``tmp_path`` (artifacts and results too), so
+    the test never replaces a book the reader built in the project."""
     assert CHROMIUM is not None, "CI must have Chromium: .ci/run installs Debian's chromium package"
+    import shutil
+
     from geohelpers import run
 
+    skip = shutil.ignore_patterns("executed", "__pycache__", ".ipynb_checkpoints")
+    for name in ("book", "notebooks", "geohelpers"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=skip)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    monkeypatch.setenv("GEOVQ_HOME", str(tmp_path))
+    for name, path in (("ROOT", tmp_path), ("SOURCES", tmp_path / "notebooks"),
+                       ("EXECUTED", tmp_path / "book" / "executed"),
+                       ("STAMPS", tmp_path / "book" / "executed" / "stamps.json")):
+        monkeypatch.setattr(run, name, path)
     run.main(["--profile", "quick"])
-    report = bookcheck.check_book(ROOT / "_build" / "html", CHROMIUM)
+    report = bookcheck.check_book(tmp_path / "_build" / "html", CHROMIUM)
     assert len(report) >= 10, f"too few pages rendered: {sorted(report)}"
     bad = {p: d for p, d in report.items() if d}
     assert not bad, "\n".join(f"{p}: {d}" for p, ds in bad.items() for d in ds)
