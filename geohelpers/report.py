@@ -82,16 +82,6 @@ def _span(values: pd.Series) -> str:
     return f"{values.min():.2f} to {values.max():.2f}"
 
 
-def _how_many(mask: pd.Series, what: str) -> str:
-    """'in every setting' / 'in no setting' / 'in 3 of 8 settings'."""
-    n, total = int(mask.sum()), len(mask)
-    if n == total:
-        return f"in every {what}"
-    if n == 0:
-        return f"in no {what}"
-    return f"in {n} of {total} {what}s"
-
-
 # --- notebook 01: the continuous VAEs ----------------------------------------------------------------------
 
 def vae_numbers(evals: Mapping[str, Any]) -> dict[str, Any]:
