@@ -9,6 +9,7 @@ or stale.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import json
 from dataclasses import dataclass
@@ -25,11 +26,15 @@ from .models.prior import CodePrior
 from .models.vae import VAE, build_vae
 from .quantize import codebook as codebook_module
 from .quantize import graph as graph_module
-from .quantize import kmeans as kmeans_module
-from .quantize import kmedoids as kmedoids_module
-from .quantize import search as search_module
 from .quantize import pullback as pullback_module
+from .quantize import search as search_module
 from .quantize import w2 as w2_module
+
+# ``geohelpers.quantize`` re-exports the functions ``kmeans`` and ``kmedoids`` under their modules' names,
+# so ``from .quantize import kmeans`` gives the function: take the modules themselves, whose whole source
+# is what a codebook's identity must cover.
+kmeans_module = importlib.import_module(".quantize.kmeans", __package__)
+kmedoids_module = importlib.import_module(".quantize.kmedoids", __package__)
 from .quantize.codebook import Codebook, GeodesicCodebook, build_codebook
 from .train import History, fit, pick_device, seed_everything
 

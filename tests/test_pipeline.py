@@ -133,3 +133,14 @@ def test_code_maps_of_a_large_codebook_round_trip_in_the_smallest_type(tmp_home)
     assert pipeline.code_dtype(np.array([3, 200])) == np.uint8
     with pytest.raises(ValueError, match=">= 0"):
         pipeline.code_dtype(np.array([-1]))
+
+
+def test_codebook_identities_cover_whole_modules():
+    """A codebook's tag hashes the source of the modules it depends on, not of a function that happens to
+    share a module's name (``geohelpers.quantize`` re-exports ``kmeans`` and ``kmedoids``)."""
+    import inspect
+
+    for method, modules in pipeline.QUANTIZE_MODULES.items():
+        assert all(inspect.ismodule(m) for m in modules), method
+    assert pipeline.kmeans_module.__name__ == "geohelpers.quantize.kmeans"
+    assert "def cluster_sums" in inspect.getsource(pipeline.kmeans_module)
