@@ -166,6 +166,11 @@ def inception_score(probs: np.ndarray | torch.Tensor) -> float:
     return float(np.exp((p * (np.log(p) - np.log(marginal))).sum(1).mean()))
 
 
+def accuracy(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
+    """Fraction of rows whose most probable class is the label."""
+    return float((torch.as_tensor(probs).argmax(1) == torch.as_tensor(labels)).float().mean())
+
+
 def class_histogram(probs: np.ndarray | torch.Tensor, n_classes: int = 10) -> np.ndarray:
     """Fraction of samples predicted as each class (argmax)."""
     pred = np.asarray(probs).argmax(1)

@@ -118,15 +118,28 @@ def codebook_path(kind: str, method: str, k: int, cfg: Config) -> Path:
     return store.artifacts_dir(cfg.profile) / "codebooks" / f"{codebook_tag(kind, method, k, cfg)}.npz"
 
 
-def fit_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents) -> tuple[Codebook, bool]:
+def make_codebook(method: str, k: int, cfg: Config, metric: np.ndarray | None = None) -> Codebook:
+    """An unfitted codebook of any method with the profile's parameters; the decoder-aware ones
+    (``pullback_*``, notebook 07) also take the VAE's mean pullback ``metric``."""
+    from .config import PULLBACK_METHODS
+
+    if method in PULLBACK_METHODS:
+        return pullback_module.build_pullback_codebook(method, k, metric, cfg.quantize, seed=cfg.seed)
+    return build_codebook(method, k, cfg.quantize, seed=cfg.seed)
+
+
+def fit_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents, metric: np.ndarray | None = None,
+                 ) -> tuple[Codebook, bool]:
     """Fit a codebook on the training vectors, or load it when an up-to-date one is stored.
 
-    Returns the codebook and whether it was fitted now.
+    Returns the codebook and whether it was fitted now. ``metric`` is for the decoder-aware methods
+    (:func:`make_codebook`); the identity (:func:`codebook_tag`) covers the quantize parameters that fix
+    how it is estimated.
     """
     path = codebook_path(kind, method, k, cfg)
     if path.exists():
         return Codebook.load(path), False
-    cb = build_codebook(method, k, cfg.quantize, seed=cfg.seed).fit(train.vectors_mu, train.vectors_sigma)
+    cb = make_codebook(method, k, cfg, metric).fit(train.vectors_mu, train.vectors_sigma)
     cb.save(path)
     return cb, True
 
@@ -143,24 +156,18 @@ def fit_geodesic_codebooks(kind: str, cfg: Config, train: Latents, ks: tuple[int
     (notebook 07) instead.
     """
     ks = tuple(ks or cfg.quantize.ks)
-
-    def make(k: int) -> GeodesicCodebook:
-        if method == "geodesic":
-            return build_codebook("geodesic", k, cfg.quantize, seed=cfg.seed)
-        return pullback_module.build_pullback_codebook(method, k, metric, cfg.quantize, seed=cfg.seed)
-
     paths = {k: codebook_path(kind, method, k, cfg) for k in ks}
     books = {k: Codebook.load(p) for k, p in paths.items() if p.exists()}
     missing = [k for k in ks if k not in books]
     if not missing and not need_work:
         return books, {}, None
-    base = make(ks[0])
+    base = make_codebook(method, ks[0], cfg, metric)
     idx, geo = base.build_geodesics(train.vectors_mu, train.vectors_sigma)
     seconds = dict(base.fit_seconds)
     from tqdm import tqdm
 
     for k in tqdm(missing, desc=f"{kind} {method} K-medoids"):
-        cb = make(k)
+        cb = make_codebook(method, k, cfg, metric)
         cb.landmarks, cb.diagnostics, cb.fit_seconds = base.landmarks, dict(base.diagnostics), dict(base.fit_seconds)
         cb.fit_geodesics(train.vectors_mu, train.vectors_sigma, idx, geo)
         seconds[f"kmedoids K={k}"] = cb.fit_seconds["kmedoids"]
@@ -711,8 +718,7 @@ def train_classifier(cfg: Config, data: MNIST) -> TrainedModel:
 
 def accuracy(classifier: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of images whose predicted class is the label."""
-    _, probs = classifier.embed(x)
-    return float((probs.argmax(1) == y).float().mean())
+    return metrics.accuracy(classifier.embed(x)[1], y)
 
 
 @torch.no_grad()
@@ -745,7 +751,7 @@ def real_data_floor(classifier: torch.nn.Module, data: MNIST, n: int) -> tuple[d
     reference = metrics.feature_stats(test_feats.numpy())
     floor = score_samples(classifier, data.train_x[:n], reference)
     floor["inception_score_test"] = metrics.inception_score(test_probs)
-    floor["test_accuracy"] = float((test_probs.argmax(1) == data.test_y).float().mean())
+    floor["test_accuracy"] = metrics.accuracy(test_probs, data.test_y)
     return floor, reference, test_probs
 
 
@@ -820,20 +826,6 @@ def pullback_metrics(vae: VAE, train: Latents, cfg: Config) -> PullbackMetrics:
                            len(idx), q.pullback_probes)
 
 
-def fit_pullback_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents, metric: np.ndarray
-                          ) -> tuple[Codebook, bool]:
-    """A decoder-aware codebook (``pullback_mean`` or ``pullback_position``) fitted on the training vectors,
-    or loaded when one of the same identity is stored. The identity (:func:`codebook_tag`) covers the VAE,
-    K, the quantize parameters (which fix how the metric is estimated) and the code."""
-    path = codebook_path(kind, method, k, cfg)
-    if path.exists():
-        return Codebook.load(path), False
-    cb = pullback_module.build_pullback_codebook(method, k, metric, cfg.quantize, seed=cfg.seed)
-    cb.fit(train.vectors_mu)
-    cb.save(path)
-    return cb, True
-
-
 def pullback_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]], metrics: dict[str, PullbackMetrics],
                        x_test: torch.Tensor, cfg: Config, times: "store.WallTimes",
                        ) -> tuple[list[dict], dict[tuple[str, str, int], Codebook]]:
@@ -860,7 +852,7 @@ def pullback_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]],
                 continue
             for k in tqdm(cfg.quantize.ks, desc=f"{name} {method}"):
                 with times(f"fit {method}"):
-                    cb, fitted_now = fit_pullback_codebook(kind, method, k, cfg, train, metrics[name].metrics)
+                    cb, _ = fit_codebook(kind, method, k, cfg, train, metrics[name].metrics)
                 with times("evaluate"):
                     res, _ = evaluate_codebook(cb, vae, test, x_test)
                 books[name, method, k] = cb

@@ -83,3 +83,12 @@ def test_evaluation_is_seeded_and_leaves_the_global_rng_alone():
     assert a.neg_elbo == b.neg_elbo
     assert evaluate_vae(model, x, seed=2).neg_elbo != a.neg_elbo
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_accuracy_counts_the_most_probable_class():
+    import numpy as np
+
+    from geohelpers.metrics import accuracy
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    assert accuracy(probs, np.array([0, 1, 1, 1])) == 0.75
