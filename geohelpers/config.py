@@ -11,7 +11,7 @@ A *profile* names a complete set of parameters:
     The sizes used by the two earlier studies (wide convolutions, 64-dimensional grid latents, beta = 1),
     meant for a GPU.
 
-:func:`resolve` turns a profile name plus overrides such as ``{"grid_vae.epochs": 3}`` into a frozen
+:func:`resolve` turns a profile name plus overrides such as ``{"grid_vae.max_epochs": 3}`` into a frozen
 :class:`Config`. Anything unknown or out of range raises :class:`ConfigError` (a ``ValueError``) whose
 message names the parameter and what is allowed, before any work starts.
 """
@@ -58,6 +58,18 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class TrainingConfig:
+    """The one stopping rule of every training in the book (VAEs, VQ-VAEs, priors, decoder adaptation,
+    classifier): after each epoch the validation loss is compared with the best so far; training stops
+    once it has gone ``patience`` epochs without improving on it by a relative ``min_delta``, or at the
+    model's ``max_epochs``, and the best-validation weights are kept. Each history records which of the
+    two ended it."""
+
+    patience: int = _f(2, lo=1, hi=1000, help="epochs without a relative improvement of min_delta before stopping")
+    min_delta: float = _f(0.005, lo=0.0, hi=0.5, help="relative improvement of the validation loss that counts")
+
+
+@dataclass(frozen=True)
 class VAEConfig:
     """One VAE and how it is trained.
 
@@ -71,7 +83,7 @@ class VAEConfig:
     latent_dim: int = _f(8, lo=1, hi=4096, help="flat: size of z; grid: channels D per position")
     n_chunks: int = _f(1, lo=1, hi=4096, help="flat VAE: number of equal chunks of z (grid VAE: 1)")
     beta: float = _f(1.0, lo=0.0, lo_open=True, hi=100.0, help="weight of the KL term")
-    epochs: int = _f(10, lo=1, hi=1000, help="training epochs")
+    max_epochs: int = _f(10, lo=1, hi=1000, help="training epochs at most (the stopping rule may end sooner)")
     batch_size: int = _f(128, lo=1, hi=65_536, help="training batch size")
     lr: float = _f(1e-3, lo=0.0, lo_open=True, hi=1.0, help="Adam learning rate")
 
@@ -136,7 +148,7 @@ class VQVAEConfig:
     decay: float = _f(0.99, lo=0.0, lo_open=True, hi=0.9999, help="EMA decay (0 < decay < 1)")
     restart_threshold: float = _f(1.0, lo=0.0, hi=1e6, help="restart codes whose EMA usage per batch is below")
     kmeans_init_batches: int = _f(10, lo=1, hi=1000, help="batches of encoder outputs for the K-means start")
-    epochs: int = _f(5, lo=1, hi=1000, help="training epochs")
+    max_epochs: int = _f(5, lo=1, hi=1000, help="training epochs at most (the stopping rule may end sooner)")
     batch_size: int = _f(128, lo=1, hi=65_536, help="training batch size")
     lr: float = _f(2e-3, lo=0.0, lo_open=True, hi=1.0, help="Adam learning rate")
 
@@ -166,7 +178,7 @@ class PriorConfig:
     transformer_dim: int = _f(64, lo=1, hi=4096, help="Transformer: model width d")
     transformer_layers: int = _f(2, lo=1, hi=64, help="Transformer: blocks")
     transformer_heads: int = _f(4, lo=1, hi=64, help="Transformer: attention heads (must divide d)")
-    epochs: int = _f(1, lo=1, hi=1000, help="training epochs")
+    max_epochs: int = _f(1, lo=1, hi=1000, help="training epochs at most (the stopping rule may end sooner)")
     batch_size: int = _f(256, lo=1, hi=65_536, help="training batch size")
     lr: float = _f(3e-3, lo=0.0, lo_open=True, hi=1.0, help="Adam learning rate")
     temperature: float = _f(1.0, lo=0.0, lo_open=True, hi=100.0, help="sampling temperature (> 0)")
@@ -175,14 +187,21 @@ class PriorConfig:
 
 @dataclass(frozen=True)
 class ComparisonConfig:
-    """Sample fidelity (notebook 06): ``n_samples`` images per generator, scored by a LeNet-style MNIST
-    classifier trained for ``classifier_epochs`` epochs (its penultimate features for the Frechet
-    distance, its class probabilities for the Inception Score)."""
+    """The comparison (notebook 06).
+
+    Sample fidelity: ``n_samples`` images per generator, scored by a LeNet-style MNIST classifier trained
+    under the stopping rule, at most ``classifier_max_epochs`` epochs (its penultimate features for the
+    Frechet distance, its class probabilities for the Inception Score). Decoder adaptation: the GridVAE's
+    decoder fine-tuned on each a posteriori codebook's quantized training latents (encoder and codebook
+    frozen), at most ``adapt_max_epochs`` epochs at learning rate ``adapt_lr``.
+    """
 
     n_samples: int = _f(10_000, lo=100, hi=100_000, help="samples drawn from every generator")
-    classifier_epochs: int = _f(4, lo=1, hi=100, help="training epochs of the MNIST classifier")
+    classifier_max_epochs: int = _f(20, lo=1, hi=100, help="MNIST classifier: training epochs at most")
     classifier_batch_size: int = _f(128, lo=1, hi=65_536, help="classifier batch size")
     classifier_lr: float = _f(1e-3, lo=0.0, lo_open=True, hi=1.0, help="classifier Adam learning rate")
+    adapt_max_epochs: int = _f(10, lo=1, hi=1000, help="decoder adaptation: training epochs at most")
+    adapt_lr: float = _f(5e-4, lo=0.0, lo_open=True, hi=1.0, help="decoder adaptation: Adam learning rate")
 
 
 @dataclass(frozen=True)
@@ -193,6 +212,7 @@ class Config:
     seed: int = _f(0, lo=0, help="seed of model initialisation and training order")
     device: str = _f("auto", choices=("auto", "cpu", "cuda"), help="'auto' picks CUDA when present")
     data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     flat_vae: VAEConfig = field(default_factory=lambda: VAEConfig(n_chunks=16, latent_dim=128))
     grid_vae: VAEConfig = field(default_factory=VAEConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
@@ -217,35 +237,38 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
     "quick": {
         "data.n_train": 2_000, "data.n_val": 500, "data.n_test": 1_000,
         "flat_vae.channels": (16, 32), "flat_vae.latent_dim": 64, "flat_vae.n_chunks": 16,
-        "flat_vae.beta": 0.1, "flat_vae.epochs": 1, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
+        "flat_vae.beta": 0.1, "flat_vae.max_epochs": 1, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
         "grid_vae.channels": (16, 32), "grid_vae.latent_dim": 8, "grid_vae.beta": 0.1,
-        "grid_vae.epochs": 1, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
+        "grid_vae.max_epochs": 1, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
         "quantize.ks": (16, 32), "quantize.n_landmarks": 1_000, "quantize.kmeans_init_sample": 20_000,
-        "vqvae.ks": (32, 16), "vqvae.epochs": 1, "vqvae.kmeans_init_batches": 2,
+        "vqvae.ks": (32, 16), "vqvae.max_epochs": 1, "vqvae.kmeans_init_batches": 2,
         "prior.ks": (32, 16), "prior.pixelcnn_channels": 16, "prior.transformer_dim": 32, "prior.n_show": 16,
-        "comparison.n_samples": 1_000, "comparison.classifier_epochs": 1,
+        "comparison.n_samples": 1_000, "comparison.classifier_max_epochs": 1, "comparison.adapt_max_epochs": 1,
+        "quantize.kmeans_max_iter": 100,
     },
     "standard": {
         "flat_vae.channels": (32, 64), "flat_vae.latent_dim": 128, "flat_vae.n_chunks": 16,
-        "flat_vae.beta": 0.1, "flat_vae.epochs": 5, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
+        "flat_vae.beta": 0.1, "flat_vae.max_epochs": 40, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
         "grid_vae.channels": (32, 64), "grid_vae.latent_dim": 8, "grid_vae.beta": 0.1,
-        "grid_vae.epochs": 10, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
-        # Sized so that every notebook and the book fit in 30 minutes on 2 CPU cores (see the README):
-        "quantize.kmeans_max_iter": 15,
-        "vqvae.variants": ("vanilla", "ema", "ema_restart", "hybrid", "fsq"), "vqvae.epochs": 2,
-        "vqvae.small_k_variants": ("vanilla",),
-        "prior.pixelcnn_layers": 4, "prior.transformer_dim": 48,
+        "grid_vae.max_epochs": 40, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
+        # K-means runs to its tolerance (the cap is a guard, never reached at this profile):
+        "quantize.kmeans_max_iter": 1_000,
+        # The VQ-VAEs get the GridVAE's stopping rule and cap:
+        "vqvae.variants": ("vanilla", "ema", "ema_restart", "hybrid", "fsq"), "vqvae.max_epochs": 40,
+        "vqvae.small_k_variants": ("ema_restart",),
+        # The priors are capped: on 2 cores a converged prior costs minutes per code set (see notebook 04).
+        "prior.pixelcnn_layers": 4, "prior.transformer_dim": 48, "prior.max_epochs": 3,
     },
     # Study 000 (flat) and study 003 (grid) sizes; see shared/seeds/NOTES.md.
     "paper": {
         "flat_vae.channels": (128, 256), "flat_vae.latent_dim": 256, "flat_vae.n_chunks": 16,
-        "flat_vae.beta": 1.0, "flat_vae.epochs": 50, "flat_vae.batch_size": 256, "flat_vae.lr": 1e-3,
+        "flat_vae.beta": 1.0, "flat_vae.max_epochs": 50, "flat_vae.batch_size": 256, "flat_vae.lr": 1e-3,
         "grid_vae.channels": (32, 64), "grid_vae.latent_dim": 64, "grid_vae.beta": 1.0,
-        "grid_vae.epochs": 20, "grid_vae.batch_size": 128, "grid_vae.lr": 1e-3,
+        "grid_vae.max_epochs": 20, "grid_vae.batch_size": 128, "grid_vae.lr": 1e-3,
         "quantize.ks": (128, 512), "quantize.n_landmarks": 10_000, "quantize.knn": 15,
-        "vqvae.ks": (512, 128), "vqvae.epochs": 20, "vqvae.lr": 1e-3,
+        "vqvae.ks": (512, 128), "vqvae.max_epochs": 20, "vqvae.lr": 1e-3,
         "prior.pixelcnn_channels": 128, "prior.pixelcnn_layers": 8, "prior.transformer_dim": 256,
-        "prior.transformer_layers": 4, "prior.transformer_heads": 8, "prior.epochs": 20, "prior.lr": 1e-3,
+        "prior.transformer_layers": 4, "prior.transformer_heads": 8, "prior.max_epochs": 20, "prior.lr": 1e-3,
     },
 }
 
@@ -362,13 +385,19 @@ def suggest(name: str, known: set[str] | None = None) -> str:
     """The closest known parameter names to a misspelt ``name`` first, then every allowed name.
 
     Closeness is :func:`difflib.get_close_matches` on the whole dotted name and on its last part (so
-    ``epoch`` finds ``grid_vae.epochs`` and ``flat_vae.epochs``).
+    ``epoch`` finds ``grid_vae.max_epochs`` and ``flat_vae.max_epochs``), and names whose last part
+    contains the given one (a renamed parameter: ``grid_vae.epochs`` finds ``grid_vae.max_epochs``).
     """
     import difflib
 
     known = set(parameter_names()) - {"profile"} if known is None else known
     close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.85)
     leaf = name.rsplit(".", 1)[-1]
+    section = name.rsplit(".", 1)[0] if "." in name else ""
+    # a renamed parameter (``grid_vae.epochs`` is now ``grid_vae.max_epochs``): the same section first
+    contains = sorted((k for k in known if len(leaf) >= 4 and leaf.rstrip("s") in k.rsplit(".", 1)[-1]),
+                      key=lambda k: (not k.startswith(section + "."), k))
+    close = contains[:2] + [k for k in close if k not in contains[:2]]
     close += [k for k in sorted(known) if k not in close
               and difflib.get_close_matches(leaf, [k.rsplit(".", 1)[-1]], n=1, cutoff=0.8)][:3]
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
@@ -378,8 +407,8 @@ def suggest(name: str, known: set[str] | None = None) -> str:
 def resolve(profile: str = "standard", overrides: Mapping[str, Any] | None = None, **kw: Any) -> Config:
     """Resolve a profile plus overrides into a frozen, validated :class:`Config`.
 
-    Overrides use dotted names (``{"grid_vae.epochs": 3}``); keyword arguments are merged in the same
-    way, with ``__`` standing for the dot (``grid_vae__epochs=3``).
+    Overrides use dotted names (``{"grid_vae.max_epochs": 3}``); keyword arguments are merged in the same
+    way, with ``__`` standing for the dot (``grid_vae__max_epochs=3``).
     """
     if profile not in PROFILES:
         raise ConfigError(f"parameter 'profile' is {profile!r}; allowed: one of {', '.join(PROFILES)}")

@@ -1,60 +1,32 @@
 """Stages that notebooks share, composed from data, models, the training loop and the store.
 
-A stage that produces a model is *up to date* when its checkpoint carries the tag of the current
-configuration and model source; then it is loaded instead of retrained. So each notebook also runs on
+A stage that produces a model is *up to date* when its checkpoint carries the identity that the current
+configuration, code and inputs give (:mod:`geohelpers.artifacts`); then it is loaded instead of retrained. So each notebook also runs on
 its own in JupyterLab: it retrains what an earlier notebook would have produced only when that is missing
 or stale.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import inspect
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import metrics, store
+from . import artifacts, metrics, store
 from .config import CODEBOOK_METHODS, Config
 from .data import MNIST, Batches
-from .models import vae as vae_module
 from .models.prior import CodePrior
 from .models.vae import VAE, build_vae
-from .quantize import codebook as codebook_module
-from .quantize import graph as graph_module
 from .quantize import pullback as pullback_module
-from .quantize import search as search_module
-from .quantize import w2 as w2_module
-
-# ``geohelpers.quantize`` re-exports the functions ``kmeans`` and ``kmedoids`` under their modules' names,
-# so ``from .quantize import kmeans`` gives the function: take the modules themselves, whose whole source
-# is what a codebook's identity must cover.
-kmeans_module = importlib.import_module(".quantize.kmeans", __package__)
-kmedoids_module = importlib.import_module(".quantize.kmedoids", __package__)
 from .quantize.codebook import Codebook, GeodesicCodebook, build_codebook
 from .train import History, fit, pick_device, seed_everything
 
-#: The code each kind of codebook depends on: a change to it refits that kind only.
-QUANTIZE_MODULES = {
-    "kmeans": (codebook_module, kmeans_module, search_module, w2_module),
-    "w2": (codebook_module, kmeans_module, search_module, w2_module),
-    "geodesic": (codebook_module, graph_module, kmedoids_module, search_module, w2_module),
-    "pullback_mean": (codebook_module, kmeans_module, search_module, pullback_module),
-    "pullback_position": (codebook_module, kmeans_module, search_module, pullback_module),
-    "pullback_geodesic": (codebook_module, graph_module, kmedoids_module, search_module, pullback_module),
-}
 
-
-def source_digest(*modules: object) -> str:
-    """Hash of the source code of the given modules (a change retrains what they define)."""
-    h = hashlib.sha256()
-    for module in modules:
-        h.update(inspect.getsource(module).encode())  # type: ignore[arg-type]
-    return h.hexdigest()[:16]
+def stopping(cfg: Config) -> dict[str, float | int]:
+    """The stopping rule's arguments of :func:`~geohelpers.train.fit` (``training`` section)."""
+    return {"patience": cfg.training.patience, "min_delta": cfg.training.min_delta}
 
 
 @dataclass
@@ -65,8 +37,8 @@ class TrainedModel:
 
 
 def vae_tag(kind: str, cfg: Config) -> str:
-    """Identity of a trained VAE: its config section, the data subset, the seed and the model source."""
-    return f"{kind}-{cfg.digest(f'{kind}_vae', 'data', 'seed')}-{source_digest(vae_module)}"
+    """Identity of a trained VAE (:func:`~geohelpers.artifacts.identity`): its config section and the data."""
+    return artifacts.identity(f"vae/{kind}", cfg, (f"{kind}_vae", "data"))
 
 
 def train_vae(kind: str, cfg: Config, data: MNIST) -> TrainedModel:
@@ -78,8 +50,8 @@ def train_vae(kind: str, cfg: Config, data: MNIST) -> TrainedModel:
     val = Batches(data.val_x, batch_size=cfg.data.eval_batch_size)
     ckpt = store.checkpoint_path(cfg.profile, f"vae_{kind}")
     tag = vae_tag(kind, cfg)
-    history = fit(model, train, val, epochs=vcfg.epochs, lr=vcfg.lr, checkpoint=ckpt, tag=tag,
-                  device=pick_device(cfg.device), desc=f"{kind} VAE epoch")
+    history = fit(model, train, val, max_epochs=vcfg.max_epochs, lr=vcfg.lr, checkpoint=ckpt, tag=tag,
+                  device=pick_device(cfg.device), desc=f"{kind} VAE epoch", **stopping(cfg))
     return TrainedModel(model, history, trained_now=history.epochs_this_call > 0)
 
 
@@ -108,14 +80,13 @@ def codebook_tag(kind: str, method: str, k: int, cfg: Config) -> str:
     """Identity of a fitted codebook: the VAE it quantizes, its method, K, parameters and code."""
     params = {name: v for name, v in cfg.to_dict()["quantize"].items()  # the pullback_* parameters shape
               if name != "ks" and (method.startswith("pullback") or not name.startswith("pullback_"))}  # only those
-    h = hashlib.sha256(json.dumps([vae_tag(kind, cfg), method, k, params,
-                                   source_digest(*QUANTIZE_MODULES[method])]).encode()).hexdigest()[:12]
-    return f"{kind}_{method}_K{k}_{h}"
+    return artifacts.identity(f"codebook/{kind}_{method}_K{k}", cfg, (), {"vae": vae_tag(kind, cfg)}, **params)
 
 
 def codebook_path(kind: str, method: str, k: int, cfg: Config) -> Path:
     """Where the codebook of this identity is stored."""
-    return store.artifacts_dir(cfg.profile) / "codebooks" / f"{codebook_tag(kind, method, k, cfg)}.npz"
+    digest = codebook_tag(kind, method, k, cfg).rsplit("@", 1)[1]
+    return store.artifacts_dir(cfg.profile) / "codebooks" / f"{kind}_{method}_K{k}_{digest}.npz"
 
 
 def make_codebook(method: str, k: int, cfg: Config, metric: np.ndarray | None = None) -> Codebook:
@@ -249,7 +220,7 @@ def geodesic_stage(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]], x_t
                 if split != "val":
                     stage.neighbours[name, split] = nbrs
             for k, cb in stage.books[name].items():
-                save_codes(cfg.profile, f"{kind}_geodesic_K{k}", **{s: codes[s][k] for s in codes})
+                save_codes(cfg, f"{kind}_geodesic_K{k}", **{s: codes[s][k] for s in codes})
                 res = evaluate_codes(cb, vae, codes["test"][k], x_test)
                 stage.rows.append({"VAE": name, "method": "geodesic", "K": k, **res,
                                    "fit_seconds": sum(cb.fit_seconds.values())})
@@ -348,11 +319,23 @@ def geodesic_variant(base: GeodesicCodebook, mu: np.ndarray, sigma: np.ndarray, 
     return cb.fit_geodesics(mu, sigma, work.landmark_index, work.geodesics)
 
 
-def save_codes(profile: str, name: str, **splits: np.ndarray) -> Path:
-    """Code maps of each split (``train=..., val=..., test=...``) for the priors (notebook 04)."""
-    path = store.artifacts_dir(profile) / "codes" / f"{name}.npz"
+def code_identity(name: str, cfg: Config) -> str:
+    """Identity of the stored code maps ``name``: ``<vae>_<method>_K<k>`` knows its codebook,
+    ``vqvae_<variant>_K<k>`` its VQ-VAE."""
+    head, k = name.rsplit("_K", 1)
+    source, rest = head.split("_", 1)
+    inputs = {"vqvae": vqvae_tag(rest, int(k), cfg)} if source == "vqvae" else \
+        {"codebook": codebook_tag(source, rest, int(k), cfg)}
+    return artifacts.identity(f"codes/{name}", cfg, ("data",), inputs)
+
+
+def save_codes(cfg: Config, name: str, **splits: np.ndarray) -> Path:
+    """Code maps of each split (``train=..., val=..., test=...``) for the priors (notebook 04), in the
+    smallest unsigned type that holds them, with their identity (:func:`code_identity`)."""
+    path = store.artifacts_dir(cfg.profile) / "codes" / f"{name}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **{k: v.astype(code_dtype(v)) for k, v in splits.items()})
+    np.savez_compressed(path, __identity__=np.array(code_identity(name, cfg)),
+                        **{k: v.astype(code_dtype(v)) for k, v in splits.items()})
     return path
 
 
@@ -394,7 +377,7 @@ def kmeans_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]], x
         res, test_codes = evaluate_codebook(cb, vae, lat[name]["test"], x_test)
         if save:
             codes = {s: cb.encode_latents(vae, lat[name][s].mu, lat[name][s].sigma) for s in ("train", "val")}
-            save_codes(cfg.profile, f"{kind}_{method}_K{k}", test=test_codes, **codes)
+            save_codes(cfg, f"{kind}_{method}_K{k}", test=test_codes, **codes)
         books[name, method, k] = cb
         rows.append({"VAE": name, "method": method, "K": k, **res, "fit_seconds": cb.fit_seconds["kmeans"],
                      "lloyd_iterations": cb.fit_seconds["iterations"], "fitted_in_this_run": fitted_now})
@@ -439,6 +422,13 @@ def _kmeans_start(model: "VQVAE", train: Batches, n_batches: int, seed: int) -> 
     model.quantizer.init_codebook(torch.from_numpy(kmeans(vectors, model.k, seed=seed).centres))
 
 
+def vqvae_tag(variant: str, k: int, cfg: Config) -> str:
+    """Identity of a trained VQ-VAE; the hybrid's includes the GridVAE and the geodesic codebook it starts from."""
+    inputs = {"grid_vae": vae_tag("grid", cfg), "medoids": codebook_tag("grid", "geodesic", k, cfg)} \
+        if variant == "hybrid" else {}
+    return artifacts.identity(f"vqvae/{variant}_K{k}", cfg, ("vqvae", "grid_vae", "data"), inputs)
+
+
 @dataclass
 class TrainedVQVAE:
     model: torch.nn.Module
@@ -454,7 +444,6 @@ def train_vqvae(variant: str, k: int, cfg: Config, data: MNIST, grid_vae: VAE | 
     After every epoch the codes of the validation images give the code usage and perplexity, so that
     collapse is a curve. ``hybrid`` needs the trained GridVAE and its geodesic medoids (K, D).
     """
-    from .models import vqvae as vqvae_module
     from .train import NonFiniteLossError
 
     v = cfg.vqvae
@@ -462,25 +451,22 @@ def train_vqvae(variant: str, k: int, cfg: Config, data: MNIST, grid_vae: VAE | 
     model = vqvae_model(variant, k, cfg)
     train = Batches(data.train_x, batch_size=v.batch_size, shuffle=True, seed=cfg.seed)
     val = Batches(data.val_x, batch_size=cfg.data.eval_batch_size)
-    extra = ""
     if variant == "kmeans_init":
         _kmeans_start(model, train, v.kmeans_init_batches, cfg.seed)
     if variant == "hybrid":
         if grid_vae is None or medoids is None:
             raise ValueError("the hybrid variant needs 'grid_vae' and 'medoids'")
         _hybrid_start(model, grid_vae, medoids)
-        extra = hashlib.sha256(np.ascontiguousarray(medoids).tobytes()).hexdigest()[:12] + vae_tag("grid", cfg)
 
     def usage(m: torch.nn.Module, epoch: int, record: dict) -> dict:
         stats = metrics.code_statistics(m.encode_codes(data.val_x).numpy(), k)
         return {"val_usage": stats["usage"], "val_perplexity": stats["perplexity"]}
 
-    tag = (f"{variant}-{k}-{cfg.digest('vqvae', 'grid_vae', 'data', 'seed')}-{source_digest(vqvae_module)}"
-           f"-{source_digest(vae_module)}{extra}")
     ckpt = store.checkpoint_path(cfg.profile, f"vqvae_{variant}_K{k}")
     try:
-        history = fit(model, train, val, epochs=v.epochs, lr=v.lr, checkpoint=ckpt, tag=tag,
-                      device=pick_device(cfg.device), desc=f"VQ-VAE {variant} K={k} epoch", on_epoch_end=usage)
+        history = fit(model, train, val, max_epochs=v.max_epochs, lr=v.lr, checkpoint=ckpt,
+                      tag=vqvae_tag(variant, k, cfg), device=pick_device(cfg.device),
+                      desc=f"VQ-VAE {variant} K={k} epoch", on_epoch_end=usage, **stopping(cfg))
     except NonFiniteLossError as err:
         return TrainedVQVAE(model, None, True, str(err))
     return TrainedVQVAE(model, history, history.epochs_this_call > 0, None)
@@ -504,7 +490,9 @@ def train_vqvae_variants(runs: list[tuple[str, int]], cfg: Config, data: MNIST, 
             res, _ = evaluate_vqvae(t.model, data.test_x)
             val, _ = evaluate_vqvae(t.model, data.val_x)
         rows.append({"method": f"VQ-VAE {name}", "K": k, **res, "val_mse_per_pixel": val["mse_per_pixel"],
-                     "diverged": t.diverged or "", "train_seconds": t.history.wall_time_s if t.history else float("nan")})
+                     "diverged": t.diverged or "", "train_seconds": t.history.wall_time_s if t.history else float("nan"),
+                     "epochs": len(t.history.epochs) if t.history else 0,
+                     "stop_reason": t.history.stop_reason if t.history else "diverged"})
     return trained, rows
 
 
@@ -517,7 +505,7 @@ def a_posteriori_rows(grid_vae: VAE, geodesic: dict[int, Codebook], train: Laten
             cb = geodesic[k] if method == "geodesic" else fit_codebook("grid", method, k, cfg, train)[0]
             res, _ = evaluate_codebook(cb, grid_vae, test, x_test)
             rows.append({"method": f"a posteriori {method}", "K": k, **res, "diverged": "",
-                         "train_seconds": float("nan")})
+                         "train_seconds": float("nan"), "epochs": None, "stop_reason": ""})
     return rows
 
 
@@ -531,14 +519,21 @@ def evaluate_vqvae(model: torch.nn.Module, x_test: torch.Tensor) -> tuple[dict, 
 
 # --- priors over code maps (notebooks 04-06) ------------------------------------------------------------
 
-def load_codes(profile: str, name: str) -> dict[str, np.ndarray]:
-    """The stored code maps ``name`` (e.g. ``grid_geodesic_K512``): ``train``/``val``/``test`` int64 arrays."""
-    path = store.artifacts_dir(profile) / "codes" / f"{name}.npz"
+def load_codes(cfg: Config, name: str) -> dict[str, np.ndarray]:
+    """The stored code maps ``name`` (e.g. ``grid_geodesic_K512``): ``train``/``val``/``test`` int64 arrays.
+
+    Raises :class:`~geohelpers.artifacts.StaleArtifactError` when they were made by another codebook or
+    VQ-VAE than the one this configuration gives (:func:`code_identity`).
+    """
+    path = store.artifacts_dir(cfg.profile) / "codes" / f"{name}.npz"
+    rebuild = (f"run the notebook that stores the codes {name!r} (02: kmeans/w2, 03: geodesic, 05: vqvae, "
+               f"06: decoder-aware) with profile {cfg.profile!r}")
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run the notebook that stores the codes {name!r} "
-                                f"(02: kmeans/w2, 03: geodesic, 05: vqvae) with profile {profile!r}")
+        raise FileNotFoundError(f"{path} does not exist: {rebuild}")
     with np.load(path) as z:
-        return {split: z[split].astype(np.int64) for split in z.files}
+        found = str(z["__identity__"]) if "__identity__" in z.files else None
+        artifacts.check(path, found, code_identity(name, cfg), rebuild)
+        return {split: z[split].astype(np.int64) for split in z.files if split != "__identity__"}
 
 
 def prior_model(kind: str, k: int, shape: tuple[int, ...], cfg: Config) -> CodePrior:
@@ -574,12 +569,9 @@ def train_prior(kind: str, codes_name: str, k: int, cfg: Config, evaluate: bool 
     ``unigram_nll`` NaN), for callers that only sample. ``codes`` are the maps of :func:`load_codes`,
     when the caller has them already.
     """
-    from .models import pixelcnn as pixelcnn_module
-    from .models import prior as prior_module
-    from .models import transformer as transformer_module
     from .models.prior import unigram_nll
 
-    codes = codes if codes is not None else load_codes(cfg.profile, codes_name)
+    codes = codes if codes is not None else load_codes(cfg, codes_name)
     top = int(max(c.max() for c in codes.values()))
     if top >= k:
         raise ValueError(f"parameter 'k' is {k} but the codes {codes_name!r} hold code {top}; "
@@ -590,12 +582,10 @@ def train_prior(kind: str, codes_name: str, k: int, cfg: Config, evaluate: bool 
     p = cfg.prior
     train = Batches(torch.from_numpy(codes["train"]), batch_size=p.batch_size, shuffle=True, seed=cfg.seed)
     val = Batches(torch.from_numpy(codes["val"]), batch_size=cfg.data.eval_batch_size)
-    digest = hashlib.sha256(np.ascontiguousarray(codes["train"]).tobytes()).hexdigest()[:12]
-    tag = (f"{kind}-{codes_name}-{k}-{digest}-{cfg.digest('prior', 'seed')}-"
-           f"{source_digest(prior_module, pixelcnn_module, transformer_module)}")
+    tag = artifacts.identity(f"prior/{kind}_{codes_name}", cfg, ("prior",), {"codes": code_identity(codes_name, cfg)})
     ckpt = store.checkpoint_path(cfg.profile, f"prior_{kind}_{codes_name}")
-    history = fit(model, train, val, epochs=p.epochs, lr=p.lr, checkpoint=ckpt, tag=tag,
-                  device=pick_device(cfg.device), desc=f"{kind} on {codes_name} epoch")
+    history = fit(model, train, val, max_epochs=p.max_epochs, lr=p.lr, checkpoint=ckpt, tag=tag,
+                  device=pick_device(cfg.device), desc=f"{kind} on {codes_name} epoch", **stopping(cfg))
     if not evaluate:
         return TrainedPrior(model, history, history.epochs_this_call > 0, {}, float("nan"))
     test = model.evaluate(torch.from_numpy(codes["test"]), cfg.data.eval_batch_size)
@@ -661,7 +651,7 @@ def train_priors(code_names: list[str], cfg: Config, kinds: tuple[str, ...] | No
     jobs = [(name, kind) for name in code_names for kind in (kinds or cfg.prior.kinds)]
     for name, kind in tqdm(jobs, desc="priors"):
         k = int(name.rsplit("_K", 1)[1])
-        codes = load_codes(cfg.profile, name)
+        codes = load_codes(cfg, name)
         t = train_prior(kind, name, k, cfg, codes=codes)
         trained[name, kind] = t
         test_codes = codes["test"]
@@ -669,8 +659,9 @@ def train_priors(code_names: list[str], cfg: Config, kinds: tuple[str, ...] | No
         rows.append({"codes": name, "K": k, "prior": kind, **t.test, "unigram_nll": t.unigram_nll,
                      "test_entropy_nats": float(entropy), "context_gain_nats": t.unigram_nll - t.test["nll_nats_per_token"],
                      "positions": int(np.prod(test_codes.shape[1:])), "parameters": t.model.describe()["parameters"],
-                     "epochs": len(t.history.epochs), "train_seconds": t.history.wall_time_s,
-                     "val_nll": t.history.epochs[-1]["val_loss"]})
+                     "epochs": len(t.history.epochs), "stop_reason": t.history.stop_reason,
+                     "best_epoch": t.history.best_epoch, "train_seconds": t.history.wall_time_s,
+                     "val_nll": t.history.best_val_loss})
     return rows, trained
 
 
@@ -700,7 +691,6 @@ def geodesic_codes_all_k(books: dict[int, GeodesicCodebook], vae: VAE, split: La
 
 def train_classifier(cfg: Config, data: MNIST) -> TrainedModel:
     """The LeNet-style MNIST classifier of the sample-fidelity metrics (trained, or loaded when up to date)."""
-    from .models import classifier as classifier_module
     from .models.classifier import LeNet
 
     c = cfg.comparison
@@ -708,11 +698,11 @@ def train_classifier(cfg: Config, data: MNIST) -> TrainedModel:
     model = LeNet()
     train = Batches(data.train_x, data.train_y, batch_size=c.classifier_batch_size, shuffle=True, seed=cfg.seed)
     val = Batches(data.val_x, data.val_y, batch_size=cfg.data.eval_batch_size)
-    tag = (f"classifier-{cfg.digest('data', 'seed')}-{c.classifier_epochs}-{c.classifier_batch_size}-"
-           f"{c.classifier_lr}-{source_digest(classifier_module)}")
-    history = fit(model, train, val, epochs=c.classifier_epochs, lr=c.classifier_lr,
+    tag = artifacts.identity("classifier", cfg, ("data",), max_epochs=c.classifier_max_epochs,
+                             batch_size=c.classifier_batch_size, lr=c.classifier_lr)
+    history = fit(model, train, val, max_epochs=c.classifier_max_epochs, lr=c.classifier_lr,
                   checkpoint=store.checkpoint_path(cfg.profile, "classifier"), tag=tag,
-                  device=pick_device(cfg.device), desc="MNIST classifier epoch")
+                  device=pick_device(cfg.device), desc="MNIST classifier epoch", **stopping(cfg))
     return TrainedModel(model, history, history.epochs_this_call > 0)
 
 
@@ -755,12 +745,12 @@ def real_data_floor(classifier: torch.nn.Module, data: MNIST, n: int) -> tuple[d
     return floor, reference, test_probs
 
 
-def headline_decoders(cfg: Config, grid_vae: VAE, vqvaes: dict[str, torch.nn.Module], k: int) -> dict[str, object]:
-    """Code maps -> images for every quantizer of the headline: the GridVAE's a posteriori codebooks at
-    ``k`` (``kmeans``, ``w2``, ``geodesic``) and each VQ-VAE (``VQ-VAE <variant>``)."""
+def headline_decoders(books: dict[str, Codebook], grid_vae: VAE, vqvaes: dict[str, torch.nn.Module]
+                      ) -> dict[str, object]:
+    """Code maps -> images for every quantizer of the headline: the GridVAE's a posteriori codebooks (by
+    method) and each VQ-VAE (``VQ-VAE <variant>``)."""
     decoders: dict[str, object] = {}
-    for method in CODEBOOK_METHODS:
-        cb = load_codebook("grid", method, k, cfg)
+    for method, cb in books.items():
         decoders[method] = (lambda cb: lambda codes: cb.decode_images(grid_vae, codes))(cb)
     for name, model in vqvaes.items():
         decoders[f"VQ-VAE {name}"] = (lambda m: lambda codes: vqvae_decode(m, codes))(model)
@@ -861,9 +851,9 @@ def pullback_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]],
     return rows, books
 
 
-def store_code_maps(cb: Codebook, vae: VAE, lat: dict[str, Latents], name: str, profile: str) -> None:
+def store_code_maps(cb: Codebook, vae: VAE, lat: dict[str, Latents], name: str, cfg: Config) -> None:
     """The train/validation/test code maps of one codebook, for a prior (``artifacts/<profile>/codes``)."""
-    save_codes(profile, name, **{s: cb.encode_latents(vae, lat[s].mu, lat[s].sigma) for s in ("train", "val", "test")})
+    save_codes(cfg, name, **{s: cb.encode_latents(vae, lat[s].mu, lat[s].sigma) for s in ("train", "val", "test")})
 
 
 def linearised_errors(books: dict[str, Codebook], vae: VAE, test: Latents, n_images: int, n_probes: int,
@@ -884,3 +874,114 @@ def linearised_errors(books: dict[str, Codebook], vae: VAE, test: Latents, n_ima
         rows.append({"codebook": label, "predicted": float(predicted), "measured": float(measured),
                      "predicted / measured": float(predicted / measured)})
     return rows
+
+
+# --- the verdict's ablation: the decoder adapted to an a posteriori codebook (notebook 06) ---------------------
+
+class DecoderOnCodes(torch.nn.Module):
+    """A copy of a VAE whose decoder alone trains on fixed quantized latents: for an image ``x`` with
+    quantized latent ``c(x)`` (its codewords in place of ``mu``), the loss is the VAE's own reconstruction
+    term ``BCE_sum(x, sigmoid(f(c(x))))``, averaged over the batch. The encoder and the codebook are frozen."""
+
+    def __init__(self, vae: VAE) -> None:
+        import copy
+
+        super().__init__()
+        self.vae = copy.deepcopy(vae)
+        for p in self.vae.parameters():
+            p.requires_grad_(False)
+        self.decoder_parameters = [p for name, p in self.vae.named_parameters() if not name.startswith("encoder")]
+        for p in self.decoder_parameters:
+            p.requires_grad_(True)
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:
+        import torch.nn.functional as F
+
+        z, x = batch
+        logits = self.vae.decode_logits(z)
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
+        with torch.no_grad():
+            mse = float(((torch.sigmoid(logits) - x) ** 2).mean())
+        return recon, {"mse": mse}
+
+
+@dataclass
+class AdaptedDecoder:
+    vae: VAE                 # the VAE with the adapted decoder (its encoder unchanged)
+    history: History
+    trained_now: bool
+
+
+def adapt_decoder(cb: Codebook, name: str, vae: VAE, lat: dict[str, Latents], data: MNIST, cfg: Config,
+                  kind: str = "grid") -> AdaptedDecoder:
+    """Fine-tune the decoder of ``vae`` on the quantized training latents of codebook ``cb`` (stored codes
+    ``name``), validated on the quantized validation latents, under the stopping rule (at most
+    ``comparison.adapt_max_epochs`` epochs at ``comparison.adapt_lr``); or load it when up to date.
+    The encoder and the codebook stay as they are, so the codes, and their rate, do not change."""
+    c = cfg.comparison
+    seed_everything(cfg.seed)
+    model = DecoderOnCodes(vae)
+    quantized = {s: cb.decode_latents(vae, cb.encode_latents(vae, lat[s].mu, lat[s].sigma)) for s in ("train", "val")}
+    train = Batches(quantized["train"], data.train_x, batch_size=cfg.grid_vae.batch_size, shuffle=True, seed=cfg.seed)
+    val = Batches(quantized["val"], data.val_x, batch_size=cfg.data.eval_batch_size)
+    method, k = name.rsplit("_K", 1)[0].split("_", 1)[1], int(name.rsplit("_K", 1)[1])
+    tag = artifacts.identity(f"adapted/{name}", cfg, ("data",), {"codebook": codebook_tag(kind, method, k, cfg)},
+                             max_epochs=c.adapt_max_epochs, lr=c.adapt_lr)
+    history = fit(model, train, val, max_epochs=c.adapt_max_epochs, lr=c.adapt_lr,
+                  checkpoint=store.checkpoint_path(cfg.profile, f"adapted_{name}"), tag=tag,
+                  device=pick_device(cfg.device), desc=f"decoder on {name} epoch",
+                  optimizer=lambda _: torch.optim.Adam(model.decoder_parameters, lr=c.adapt_lr), **stopping(cfg))
+    return AdaptedDecoder(model.vae.eval(), history, history.epochs_this_call > 0)
+
+
+def adaptation_rows(books: dict[str, Codebook], vae: VAE, lat: dict[str, Latents], data: MNIST, cfg: Config,
+                    k: int) -> tuple[list[dict], dict[str, AdaptedDecoder]]:
+    """For each a posteriori codebook of the GridVAE at size ``k`` (by method): validation and test MSE
+    with the VAE's own decoder and with the decoder adapted to it (:func:`adapt_decoder`), and the
+    relative MSE drop on the test images."""
+    rows, adapted = [], {}
+    for method, cb in books.items():
+        a = adapted[method] = adapt_decoder(cb, f"grid_{method}_K{k}", vae, lat, data, cfg)
+        row = {"method": method, "K": k}
+        for split in ("val", "test"):
+            codes = cb.encode_latents(vae, lat[split].mu, lat[split].sigma)
+            x = getattr(data, f"{split}_x")
+            row[f"{split}_mse"] = metrics.mse_per_pixel(x, cb.decode_images(vae, codes))
+            row[f"{split}_mse_adapted"] = metrics.mse_per_pixel(x, cb.decode_images(a.vae, codes))
+        row["adaptation_gain"] = 1.0 - row["test_mse_adapted"] / row["test_mse"]
+        row.update({"epochs": len(a.history.epochs), "stop_reason": a.history.stop_reason,
+                    "train_seconds": a.history.wall_time_s})
+        rows.append(row)
+    return rows, adapted
+
+
+def grid_codebooks_at(k: int, cfg: Config, train: Latents, metric: np.ndarray) -> dict[str, Codebook]:
+    """Every a posteriori codebook of the GridVAE at size ``k`` (notebooks 02, 03 and the decoder-aware
+    ones of notebook 07), loaded when stored, fitted otherwise (``metric``: the mean pullback metric)."""
+    from .config import PULLBACK_METHODS
+
+    books = {m: fit_codebook("grid", m, k, cfg, train)[0] for m in ("kmeans", "w2")}
+    books["geodesic"] = fit_geodesic_codebooks("grid", cfg, train, ks=(k,))[0][k]
+    for m in PULLBACK_METHODS:
+        if m == "pullback_geodesic":
+            books[m] = fit_geodesic_codebooks("grid", cfg, train, ks=(k,), method=m, metric=metric)[0][k]
+        else:
+            books[m] = fit_codebook("grid", m, k, cfg, train, metric)[0]
+    return books
+
+
+def a_posteriori_table(vae: VAE, lat: dict[str, Latents], data: MNIST, cfg: Config, metric: np.ndarray,
+                       ks: tuple[int, ...]) -> tuple[list[dict], dict[tuple[str, int], Codebook]]:
+    """Every a posteriori codebook of the GridVAE (:func:`grid_codebooks_at`) at each K of ``ks``, with its
+    validation MSE (for selection) and its test metrics (for the report)."""
+    rows, books = [], {}
+    for k in ks:
+        for method, cb in grid_codebooks_at(k, cfg, lat["train"], metric).items():
+            books[method, k] = cb
+            val = metrics.mse_per_pixel(data.val_x, cb.decode_images(vae, cb.encode_latents(vae, lat["val"].mu,
+                                                                                            lat["val"].sigma)))
+            res, _ = evaluate_codebook(cb, vae, lat["test"], data.test_x)
+            rows.append({"quantizer": method, "VAE": "GridVAE", "method": method, "K": k, **res,
+                         "val_mse_per_pixel": val, "fit_seconds": sum(v for n, v in cb.fit_seconds.items()
+                                                                      if n != "iterations")})
+    return rows, books

@@ -173,6 +173,23 @@ def rate_distortion_bits(df, x: str = "bits_per_image", y: str = "mse_per_pixel"
     return fig
 
 
+def rate_distortion_two_rates(df, hue: str = "quantizer") -> Figure:
+    """Test MSE against the fixed-length rate (positions x log2 K) and against the coded rate (the test NLL
+    of each code set's prior chosen on validation, in bits per image), one panel each, shared MSE axis."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    for ax, x, label in ((axes[0], "bits_per_image", "fixed-length rate (bits per image)"),
+                         (axes[1], "coded_bits_per_image", "coded rate under the prior (bits per image)")):
+        sub = df.dropna(subset=[x]).sort_values(x)
+        sns.lineplot(data=sub, x=x, y="mse_per_pixel", hue=hue, markers=True, style=hue, dashes=False, ax=ax,
+                     legend=ax is axes[1])
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set(xlabel=label, ylabel="test MSE per pixel")
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
 def class_histograms(hists: Mapping[str, Sequence[float]]) -> Figure:
     """Fraction of samples of each generator predicted as each digit, as a heat map."""
     names = list(hists)

@@ -201,9 +201,15 @@ def prior_table(table: pd.DataFrame, kinds: Sequence[str]):
     base = table.groupby(["VAE", "method", "K"])[["test_entropy_nats", "unigram_nll"]].first()
     base.columns = ["code entropy (test)", "context-free NLL"]
     order = list(base.columns) + [f"{k} {v}" for k in kinds for v in ("NLL", "perplexity", "bits/image")]
+    if "stop_reason" in table:
+        stops = table.assign(stop=[f"{e} ({r})" for e, r in zip(table["epochs"], table["stop_reason"])]).pivot_table(
+            index=["VAE", "method", "K"], columns="prior", values="stop", aggfunc="first")
+        stops.columns = [f"{prior} epochs (stopped by)" for prior in stops.columns]
+        wide = pd.concat([wide, stops], axis=1)
+        order += [f"{k} epochs (stopped by)" for k in kinds]
     view = pd.concat([base, wide], axis=1)[order].sort_index(level=["VAE", "K"], ascending=[False, False])
     fmt = {c: "{:.1f}" if c.endswith("perplexity") else "{:.0f}" if c.endswith("bits/image") else "{:.3f}"
-           for c in order}
+           for c in order if not c.endswith("(stopped by)")}
     return styled(view, fmt, index=True)
 
 
@@ -246,7 +252,7 @@ def prior_summary(table: pd.DataFrame) -> Prose:
 def vq_table(table: pd.DataFrame):
     """VQ-VAE variants and the a posteriori codebooks at the same K, by K (largest first) and test MSE."""
     cols = ["method", "K", "mse_per_pixel", "val_mse_per_pixel", "usage", "dead", "perplexity", "bits_per_image",
-            "train_seconds"]
+            "epochs", "stop_reason", "train_seconds"]
     return styled(table[cols].sort_values(["K", "mse_per_pixel"], ascending=[False, True]),
                   {"val_mse_per_pixel": "{:.5f}"})
 
@@ -342,7 +348,7 @@ def code_set_name(quantizer: str, k: int) -> str:
 def headline(quantizers: Sequence[str], k: int, codebooks: pd.DataFrame, priors: pd.DataFrame,
              fidelity: pd.DataFrame, train_seconds: Mapping[str, float], kinds: Sequence[str]) -> pd.DataFrame:
     """One row per quantizer at codebook size ``k``: reconstruction (test MSE, usage, perplexity, rate),
-    each prior's test NLL and the coded rate of the better one, each prior's sample FD and IS, the FD of
+    each prior's test NLL, the prior of lower *validation* NLL and its coded rate on the test maps, each prior's sample FD and IS, the FD of
     uniformly random codes, and the wall time of everything the generator needs.
 
     ``codebooks`` holds the rows of notebooks 02, 03 and 05 (``VAE`` is empty for VQ-VAE rows),
@@ -362,7 +368,8 @@ def headline(quantizers: Sequence[str], k: int, codebooks: pd.DataFrame, priors:
                "perplexity": q["perplexity"], "bits per image": q["bits_per_image"]}
         for kind in kinds:
             row[f"NLL {kind}"] = priors.loc[(codes, kind), "nll_nats_per_token"]
-        row["prior bits"] = min(priors.loc[(codes, kind), "bits_per_image"] for kind in kinds)
+        row["prior (validation)"] = select_on_validation(priors.loc[codes].loc[list(kinds)], "val_nll")
+        row["prior bits"] = priors.loc[(codes, row["prior (validation)"]), "bits_per_image"]
         for kind in kinds:
             row[f"FD {kind}"] = fidelity.loc[(quantizer, kind), "frechet_distance"]
             row[f"IS {kind}"] = fidelity.loc[(quantizer, kind), "inception_score"]
@@ -403,51 +410,18 @@ def headline_view(table: pd.DataFrame):
     return styled(table, fmt)
 
 
-def headline_verdict(table: pd.DataFrame, floor_fd: float, kinds: Sequence[str]) -> tuple[Prose, dict[str, float]]:
-    """The verdict at equal rate from the headline table, and the ratios the book quotes.
-
-    The rows split by :func:`quantizer_kind`: the best a posteriori codebook is set against the best
-    *end-to-end* VQ-VAE (one that never sees the VAE), and the hybrid, which fine-tunes the a posteriori
-    pipeline end to end, stands on its own. Direction words follow the numbers.
-    """
+def fidelity_prose(table: pd.DataFrame, floor_fd: float, floor_is: float) -> Prose:
+    """How far the generators' samples are from real images: each quantizer's FD and IS with the prior chosen
+    on validation, against the real-data floor."""
     h = table.set_index("quantizer")
-    kind = pd.Series({q: quantizer_kind(q) for q in h.index})
-    post = h[kind == "a posteriori"]
-    e2e = h[kind == "end to end"]
-    hybrid = h[kind == "a posteriori start, fine-tuned end to end"]
-    best_post = post["test MSE"].idxmin()
-    mse = post.loc[best_post, "test MSE"]
-
-    def versus(other: float) -> str:
-        r = mse / other
-        if round(r, 2) == 1.0:
-            return f"the same to two decimals (the a posteriori MSE is {r:.3f} times it)"
-        return f"{r:.2f} times lower" if r > 1 else f"{1 / r:.2f} times higher"
-
-    lines = [f"At {int(h['bits per image'].iloc[0])} bits per image, the best a posteriori codebook ({best_post}) "
-             f"reconstructs the test images with MSE {mse:.5f}."]
-    numbers: dict[str, float] = {}
-    if len(e2e):
-        best_e2e = e2e["test MSE"].idxmin()
-        lines.append(f"The end-to-end VQ-VAE of this table ({best_e2e[7:]}, which never sees the VAE) reaches "
-                     f"{e2e.loc[best_e2e, 'test MSE']:.5f}, {versus(e2e.loc[best_e2e, 'test MSE'])}.")
-        numbers["post_over_vq_mse"] = float(mse / e2e.loc[best_e2e, "test MSE"])
-    if len(hybrid):
-        hyb = hybrid["test MSE"].iloc[0]
-        lines.append(f"The hybrid, the GridVAE and its geodesic codebook fine-tuned end to end, reaches {hyb:.5f}, "
-                     f"{versus(hyb)}.")
-        numbers["post_over_hybrid_mse"] = float(mse / hyb)
-    if {"kmeans", "w2", "geodesic"} <= set(post.index):
-        lines.append(f"The geodesic codebook's MSE is {h.loc['geodesic', 'test MSE'] / h.loc['kmeans', 'test MSE']:.2f} "
-                     f"times that of K-means on μ, W2's {h.loc['w2', 'test MSE'] / h.loc['kmeans', 'test MSE']:.2f} times.")
-        numbers["geo_over_kmeans_mse"] = float(h.loc["geodesic", "test MSE"] / h.loc["kmeans", "test MSE"])
-    best_fd = h[[f"FD {k}" for k in kinds]].min(axis=1)
-    fd_line = (f"The lowest Fréchet distance of the samples is {best_fd.min():.2f} ({best_fd.idxmin()}), against "
-               f"{floor_fd:.2f} for real training images")
-    if {"kmeans", "geodesic"} <= set(post.index):
-        fd_line += f"; the geodesic codebook's best is {best_fd['geodesic']:.2f}, K-means' {best_fd['kmeans']:.2f}"
-    lines.append(fd_line + ".")
-    return Prose(" ".join(lines)), numbers
+    fd = {q: h.loc[q, f"FD {h.loc[q, 'prior (validation)']}"] for q in h.index}
+    is_ = {q: h.loc[q, f"IS {h.loc[q, 'prior (validation)']}"] for q in h.index}
+    best = min(fd, key=fd.__getitem__)
+    return Prose(f"With each code set's prior chosen on validation, the samples' Fréchet distance runs from "
+                 f"{min(fd.values()):.1f} ({best}) to {max(fd.values()):.1f}, {min(fd.values()) / floor_fd:.0f} to "
+                 f"{max(fd.values()) / floor_fd:.0f} times that of real training images ({floor_fd:.2f}); the "
+                 f"Inception Score runs from {min(is_.values()):.2f} to {max(is_.values()):.2f} (real images "
+                 f"{floor_is:.2f}).")
 
 
 def studies_table(reported: Iterable[Mapping[str, Any]], codebooks: pd.DataFrame, priors: pd.DataFrame) -> pd.DataFrame:
@@ -474,17 +448,20 @@ def sizes_table(cfg: Any, n_samples: int) -> pd.DataFrame:
     f, g, q, v, p, c = cfg.flat_vae, cfg.grid_vae, cfg.quantize, cfg.vqvae, cfg.prior, cfg.comparison
     sizes = {
         "FlatVAE": f"convolutions {f.channels}, latent {f.latent_dim} in {f.n_chunks} chunks, beta {f.beta:g}, "
-                   f"{f.epochs} epochs",
-        "GridVAE": f"convolutions {g.channels}, 7x7x{g.latent_dim} latent, beta {g.beta:g}, {g.epochs} epochs",
+                   f"at most {f.max_epochs} epochs",
+        "GridVAE": f"convolutions {g.channels}, 7x7x{g.latent_dim} latent, beta {g.beta:g}, at most {g.max_epochs} epochs",
         "K-means / W2": f"K in {q.ks}, at most {q.kmeans_max_iter} Lloyd iterations",
         "geodesic": f"{q.n_landmarks:,} landmarks, k = {q.knn}, {q.repair} repair, {q.backend}, {q.assignment} "
                     f"assignment over {q.assign_neighbours} landmarks",
         "VQ-VAE": f"K in {v.ks}, variants {', '.join(v.variants)} (and {', '.join(v.small_k_variants)} at the "
-                  f"smaller K), {v.epochs} epochs",
-        "PixelCNN": f"{p.pixelcnn_layers} gated layers, {p.pixelcnn_channels} channels, {p.epochs} epoch(s)",
+                  f"smaller K), at most {v.max_epochs} epochs",
+        "PixelCNN": f"{p.pixelcnn_layers} gated layers, {p.pixelcnn_channels} channels, at most {p.max_epochs} epoch(s)",
         "Transformer": f"{p.transformer_layers} blocks, width {p.transformer_dim}, {p.transformer_heads} heads, "
-                       f"{p.epochs} epoch(s)",
-        "classifier": f"LeNet, {c.classifier_epochs} epochs; {n_samples:,} samples per generator",
+                       f"at most {p.max_epochs} epoch(s)",
+        "classifier": f"LeNet, at most {c.classifier_max_epochs} epochs; {n_samples:,} samples per generator",
+        "stopping rule": f"every training stops after {cfg.training.patience} epochs without a relative validation "
+                         f"improvement of {cfg.training.min_delta:.1%}, keeping the best weights",
+        "decoder adaptation": f"at most {c.adapt_max_epochs} epochs, learning rate {c.adapt_lr:g}",
     }
     return pd.Series(sizes, name=f"profile {cfg.profile}").to_frame()
 
@@ -569,3 +546,173 @@ def linearisation_summary(lin: pd.DataFrame) -> Prose:
                  "squared error between the quantized and the continuous decoded images (" + "; ".join(parts) + "). "
                  "It sums each vector's error alone, so what it leaves out is the vectors' interaction through "
                  "the decoder and the curvature beyond first order.")
+
+
+# --- the verdict of record (notebook 06): selection on validation, equal coded rate -------------------------
+
+def select_on_validation(scores: pd.DataFrame | Mapping[str, Mapping[str, float]], column: str) -> str:
+    """The row (index label) of lowest ``column``, where ``column`` must be a validation metric (its name
+    starts with ``val``): selection cannot be made on test numbers."""
+    if not str(column).startswith("val"):
+        raise ValueError(f"parameter 'column' is {column!r}; allowed: a validation metric (a name starting "
+                         f"with 'val'): the book selects on validation numbers only")
+    table = scores if isinstance(scores, pd.DataFrame) else pd.DataFrame(scores).T
+    values = table[column].dropna()
+    if not len(values):
+        raise ValueError(f"no {column!r} to select on")
+    return values.idxmin()
+
+
+def selected_priors(priors: pd.DataFrame, kinds: Sequence[str]) -> pd.DataFrame:
+    """For every code set (``priors`` indexed by (codes, prior), with ``val_nll``), the prior of lowest
+    validation NLL, and that prior's *test* numbers: the coded rate of the code set."""
+    rows = []
+    for codes in dict.fromkeys(priors.index.get_level_values(0)):
+        mine = priors.loc[codes]
+        mine = mine[mine.index.isin(kinds)]
+        if not len(mine):
+            continue
+        best = select_on_validation(mine, "val_nll")
+        rows.append({"codes": codes, "prior": best, "val_nll": mine.loc[best, "val_nll"],
+                     "nll_nats_per_token": mine.loc[best, "nll_nats_per_token"],
+                     "coded_bits_per_image": mine.loc[best, "bits_per_image"]})
+    return pd.DataFrame(rows).set_index("codes")
+
+
+def mse_at_rate(rates: Sequence[float], mses: Sequence[float], rate: float) -> float | None:
+    """A method's MSE at ``rate`` bits per image, read off its rate-distortion curve (one point per K) by
+    linear interpolation of log MSE against log rate; ``None`` outside the curve's span (no extrapolation)."""
+    r, m = np.log(np.asarray(rates, float)), np.log(np.asarray(mses, float))
+    order = np.argsort(r)
+    r, m = r[order], m[order]
+    x = np.log(rate)
+    if not len(r) or x < r[0] - 1e-12 or x > r[-1] + 1e-12:
+        return None
+    if len(r) == 1:
+        return float(np.exp(m[0]))
+    return float(np.exp(np.interp(x, r, m)))
+
+
+def equal_rate_comparison(curves: Mapping[str, pd.DataFrame], a: str, b: str, rate_column: str
+                          ) -> dict[str, Any]:
+    """Methods ``a`` and ``b`` compared at one rate where both curves are defined: the geometric middle of
+    the overlap of their rate spans (``rate_column``: ``bits_per_image`` or ``coded_bits_per_image``).
+    Every method of ``curves`` (each a frame with the rate column and ``mse_per_pixel``, one row per K)
+    whose span covers that rate is ranked there too. Returns ``rate`` None when the spans do not overlap."""
+    def span(name: str) -> tuple[float, float]:
+        c = curves[name][rate_column]
+        return float(c.min()), float(c.max())
+
+    lo, hi = max(span(a)[0], span(b)[0]), min(span(a)[1], span(b)[1])
+    out: dict[str, Any] = {"rate_column": rate_column, "a": a, "b": b, "span_a": span(a), "span_b": span(b)}
+    if lo > hi:
+        return {**out, "rate": None, "mse_a": None, "mse_b": None, "ratio": None, "ranking": []}
+    rate = float(np.sqrt(lo * hi))
+    at = {n: mse_at_rate(c[rate_column], c["mse_per_pixel"], rate) for n, c in curves.items()}
+    at = {n: v for n, v in at.items() if v is not None}
+    return {**out, "rate": rate, "mse_a": at[a], "mse_b": at[b], "ratio": at[a] / at[b],
+            "ranking": sorted(at, key=at.__getitem__), "mse_at_rate": at}
+
+
+def verdict_numbers(codebooks: pd.DataFrame, priors: pd.DataFrame, adaptation: pd.DataFrame, kinds: Sequence[str],
+                    k: int) -> dict[str, Any]:
+    """The verdict of record (``metrics.verdict`` of ``06_comparison.json``).
+
+    ``codebooks``: one row per quantizer (``quantizer``: an a posteriori method of the GridVAE or
+    ``VQ-VAE <variant>``) and K, with ``mse_per_pixel`` (test), ``val_mse_per_pixel``, ``bits_per_image``;
+    ``priors`` indexed by (codes, prior) with ``val_nll``; ``adaptation`` the rows of
+    :func:`~geohelpers.pipeline.adaptation_rows`. Selection (best a posteriori codebook, best end-to-end
+    VQ-VAE, each code set's prior) uses validation numbers only; the test numbers are reported after.
+    """
+    kinds_of = codebooks["quantizer"].map(quantizer_kind)
+    at_k = codebooks[codebooks["K"] == k].set_index("quantizer")
+    post = at_k[kinds_of[codebooks["K"] == k].values == "a posteriori"]
+    e2e = at_k[kinds_of[codebooks["K"] == k].values == "end to end"]
+    hybrid = at_k[kinds_of[codebooks["K"] == k].values == "a posteriori start, fine-tuned end to end"]
+    best_post = select_on_validation(post, "val_mse_per_pixel")
+    best_e2e = select_on_validation(e2e, "val_mse_per_pixel")
+    chosen = selected_priors(priors, kinds)
+    rated = codebooks.assign(codes=[code_set_name(q, kk) for q, kk in zip(codebooks["quantizer"], codebooks["K"])])
+    rated = rated.join(chosen[["coded_bits_per_image", "prior"]], on="codes")
+    curves = {q: g.dropna(subset=["coded_bits_per_image"]) for q, g in rated.groupby("quantizer")}
+    out: dict[str, Any] = {
+        "selected_on": "validation", "k": k, "best_a_posteriori": best_post, "best_end_to_end": best_e2e,
+        "validation_mse": {q: float(v) for q, v in at_k["val_mse_per_pixel"].items()},
+        "test_mse": {q: float(v) for q, v in at_k["mse_per_pixel"].items()},
+        "mse_ratio_a_posteriori_over_end_to_end": float(post.loc[best_post, "mse_per_pixel"]
+                                                         / e2e.loc[best_e2e, "mse_per_pixel"]),
+        "selected_prior": {c: r["prior"] for c, r in chosen.iterrows()},
+        "coded_bits_per_image": {c: float(r["coded_bits_per_image"]) for c, r in chosen.iterrows()},
+        "fixed_rate_ranking": list(at_k.sort_values("mse_per_pixel").index),
+    }
+    if len(hybrid):
+        out["mse_ratio_a_posteriori_over_hybrid"] = float(post.loc[best_post, "mse_per_pixel"]
+                                                          / hybrid["mse_per_pixel"].iloc[0])
+    if len(adaptation):
+        ad = adaptation.set_index("method")
+        out["decoder_adaptation_gain"] = {m: float(v) for m, v in ad["adaptation_gain"].items()}
+        out["test_mse_adapted"] = {m: float(v) for m, v in ad["test_mse_adapted"].items()}
+        out["best_adapted"] = select_on_validation(ad, "val_mse_adapted")
+        out["mse_ratio_adapted_over_end_to_end"] = float(ad.loc[out["best_adapted"], "test_mse_adapted"]
+                                                         / e2e.loc[best_e2e, "mse_per_pixel"])
+    # the end-to-end curve over K: the best end-to-end variant if it was trained at several K, else the best
+    # on validation (at the largest K) among those that were
+    several = [q for q in e2e.index if len(curves.get(q, [])) > 1]
+    curve_e2e = best_e2e if best_e2e in several else (
+        select_on_validation(e2e.loc[several], "val_mse_per_pixel") if several else best_e2e)
+    out["end_to_end_curve"] = curve_e2e
+    eq = {}
+    for column in ("bits_per_image", "coded_bits_per_image"):
+        usable = {q: c for q, c in curves.items() if len(c)}
+        if best_post in usable and curve_e2e in usable:
+            eq[column] = equal_rate_comparison(usable, best_post, curve_e2e, column)
+    out["at_equal_coded_rate"] = eq.get("coded_bits_per_image")
+    out["at_equal_fixed_rate"] = eq.get("bits_per_image")
+    return out
+
+
+def _versus(r: float, other: str) -> str:
+    """``r`` times the MSE of ``other``, with the direction word read off the number."""
+    if round(r, 2) == 1.0:
+        return f"the same as that of {other} to two decimals ({r:.3f} times)"
+    return f"{r:.2f} times that of {other} ({abs(1 - r):.0%} {'lower' if r < 1 else 'higher'})"
+
+
+def verdict_prose(v: Mapping[str, Any]) -> Prose:
+    """The book's verdict, every comparative word read off :func:`verdict_numbers`."""
+    post, e2e, k = v["best_a_posteriori"], v["best_end_to_end"].removeprefix("VQ-VAE "), v["k"]
+    lines = [f"Chosen on the validation images at K = {k}, the best a posteriori codebook is "
+             f"{METHOD_LABELS.get(post, post)} and the best end-to-end VQ-VAE is {e2e}. On the test images, at "
+             f"equal fixed-length rate, the a posteriori MSE is "
+             f"{_versus(v['mse_ratio_a_posteriori_over_end_to_end'], 'the end-to-end VQ-VAE')}"]
+    if "mse_ratio_a_posteriori_over_hybrid" in v:
+        lines[-1] += (f", and {_versus(v['mse_ratio_a_posteriori_over_hybrid'], 'the hybrid')} (the hybrid is the "
+                      "same pipeline fine-tuned end to end)")
+    lines[-1] += "."
+    if "decoder_adaptation_gain" in v:
+        gains = v["decoder_adaptation_gain"]
+        lo, hi = min(gains.values()), max(gains.values())
+        span = f"{lo:.0%}" if f"{lo:.0%}" == f"{hi:.0%}" else f"{lo:.0%} to {hi:.0%}"
+        word = "lowers" if hi > 0 else "raises"
+        lines.append(f"Fine-tuning only the decoder on each codebook's codes (encoder, codebook and rate unchanged) "
+                     f"{word} the test MSE by {span}; the best adapted codebook, chosen on validation "
+                     f"({METHOD_LABELS.get(v['best_adapted'], v['best_adapted'])}), reaches "
+                     f"{_versus(v['mse_ratio_adapted_over_end_to_end'], 'the end-to-end VQ-VAE')}.")
+    eq = v.get("at_equal_coded_rate")
+    if eq and eq.get("rate") is not None:
+        other = eq["b"].removeprefix("VQ-VAE ")
+        lines.append(f"At equal *coded* rate ({eq['rate']:.0f} bits per image under each code set's prior chosen on "
+                     f"validation, read off each curve over K), the a posteriori MSE is "
+                     f"{_versus(eq['ratio'], f'the end-to-end VQ-VAE ({other})')}.")
+        fixed = [q for q in v["fixed_rate_ranking"] if q in eq["ranking"]]
+        if fixed != eq["ranking"]:
+            lines.append("The ranking changes with the coded rate: by fixed-length rate "
+                         + " < ".join(fixed) + "; by coded rate " + " < ".join(eq["ranking"]) + " (lower MSE first).")
+        else:
+            lines.append("The ranking by coded rate is the ranking by fixed-length rate: " + " < ".join(fixed)
+                         + " (lower MSE first).")
+    elif eq is not None:
+        lines.append(f"The coded-rate curves do not overlap (a posteriori {eq['span_a'][0]:.0f}-{eq['span_a'][1]:.0f} "
+                     f"bits per image, end to end {eq['span_b'][0]:.0f}-{eq['span_b'][1]:.0f}): there is no comparison "
+                     "at equal coded rate without extrapolating.")
+    return Prose(" ".join(lines))

@@ -3,7 +3,7 @@
     python -m geohelpers.run --profile standard            # all notebooks, then the book
     python -m geohelpers.run --profile quick --only 01     # one notebook, then the book if complete
     python -m geohelpers.run --profile standard --no-book  # notebooks only
-    python -m geohelpers.run --profile standard --set grid_vae.epochs=3
+    python -m geohelpers.run --profile standard --set grid_vae.max_epochs=3
 
 Executed copies go to ``book/executed/`` (never over the sources in ``notebooks/``), which is what
 ``_toc.yml`` lists. A notebook is skipped when its executed copy exists and its *input hash* is unchanged:
@@ -124,7 +124,9 @@ def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: b
                 raise SystemExit(f"[run] {src.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
                                  f"[run] the partly executed notebook is {out}")
             seconds = time.perf_counter() - t0
-            stamps[src.name] = {"hash": hashes[src.name], "profile": profile, "seconds": round(seconds, 1)}
+            stamps[src.name] = {"hash": hashes[src.name], "profile": profile, "seconds": round(seconds, 1),
+                                "config": resolve(profile, overrides).digest(), "overrides": overrides,
+                                "package": package_digest()[:16]}
             STAMPS.write_text(json.dumps(stamps, indent=2))
             rows.append({"notebook": src.name, "status": "executed", "seconds": seconds})
     finally:
@@ -162,6 +164,20 @@ def reference_workload(steps: int = 50, batch_size: int = 128, warmup: int = 3) 
     return time.perf_counter() - t0
 
 
+def mixed_stamps(stamps: dict[str, dict[str, Any]]) -> list[str]:
+    """Groups of notebooks whose stamps disagree on the resolved configuration or the package source, one
+    line each (empty when every notebook of the book was executed by one configuration and one code)."""
+    groups: dict[tuple, list[str]] = {}
+    for p in notebooks():
+        st = stamps.get(p.name, {})
+        groups.setdefault((st.get("config"), st.get("package"), json.dumps(st.get("overrides"), sort_keys=True)),
+                          []).append(p.name)
+    if len(groups) < 2:
+        return []
+    return [f"{', '.join(names)} with overrides {key[2]} (config {key[0]}, package {key[1]})"
+            for key, names in groups.items()]
+
+
 def build_book(profile: str) -> float:
     """``jupyter-book build`` of the whole project with warnings as errors; returns its wall time."""
     stamps = json.loads(STAMPS.read_text()) if STAMPS.exists() else {}
@@ -170,6 +186,10 @@ def build_book(profile: str) -> float:
     if missing:
         raise SystemExit(f"[run] cannot build the book for profile {profile!r}: not executed for it: "
                          f"{', '.join(missing)} (run without --only)")
+    mixed = mixed_stamps(stamps)
+    if mixed:
+        raise SystemExit("[run] cannot build the book: its notebooks were executed with different configurations "
+                         "or package code: " + "; ".join(mixed) + " (re-run them together, without --only)")
     exe = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
     t0 = time.perf_counter()
     cmd = [exe, "build", str(ROOT), "--all", "-W", "--keep-going"]

@@ -5,9 +5,14 @@
 - the device is chosen automatically (CUDA when present) unless given;
 - a tqdm bar per epoch shows the running mean loss;
 - after each epoch the model is validated (mean loss over the validation batches) and a checkpoint is
-  written (weights, optimizer state, RNG state, history, and a ``tag`` naming the configuration);
+  written (weights, the best weights so far, optimizer state, RNG state, history, and a ``tag`` naming
+  the configuration);
+- **the stopping rule** (one for every model of the project): with ``patience``, training stops when the
+  validation loss has not improved on the best one by a relative ``min_delta`` for ``patience`` epochs
+  in a row, and in any case after ``max_epochs``; the best-validation weights are restored, and the
+  history records why training stopped (``"patience"`` or ``"max_epochs"``) and the best epoch;
 - a later call with the same checkpoint path and tag resumes after the last finished epoch and gives the
-  same weights as an uninterrupted run; a checkpoint with all epochs done is simply loaded;
+  same weights as an uninterrupted run; a checkpoint of a finished run is simply loaded;
 - a non-finite loss stops training with :class:`NonFiniteLossError`, naming the step;
 - wall time is recorded per epoch and in total (summed over resumed calls).
 """
@@ -64,6 +69,9 @@ class History:
     wall_time_s: float = 0.0
     resumed_from_epoch: int | None = None
     epochs_this_call: int = 0  # 0 when an up-to-date checkpoint was only loaded
+    stop_reason: str | None = None  # "patience" (the stopping rule fired) or "max_epochs" (the cap)
+    best_epoch: int | None = None   # the epoch whose weights the model holds (best validation loss)
+    best_val_loss: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +93,48 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+STOP_REASONS = ("patience", "max_epochs")
+
+
+@dataclass
+class StoppingRule:
+    """When training ends: after ``max_epochs``, or once the monitored validation loss has gone
+    ``patience`` epochs without falling below ``best * (1 - min_delta)`` (a relative improvement;
+    ``best`` is the lowest value so far). ``patience=None`` trains for ``max_epochs`` and keeps the last
+    weights (for models without a validation set)."""
+
+    max_epochs: int
+    patience: int | None = None
+    min_delta: float = 0.0
+    monitor: str = "val_loss"
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1:
+            raise ValueError(f"parameter 'max_epochs' must be >= 1, got {self.max_epochs}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"parameter 'patience' must be >= 1 (or None), got {self.patience}")
+        if not 0.0 <= self.min_delta < 1.0:
+            raise ValueError(f"parameter 'min_delta' must be in [0, 1), got {self.min_delta}")
+
+    def improves(self, value: float, best: float | None) -> bool:
+        """Whether ``value`` is a new best: lower than ``best`` by more than ``min_delta * |best|``."""
+        return best is None or value < best - self.min_delta * abs(best)
+
+    def epochs_since_best(self, values: list[float]) -> tuple[int, int]:
+        """(index of the best epoch, epochs since it) for a sequence of monitored values."""
+        best, best_i = None, 0
+        for i, v in enumerate(values):
+            if self.improves(v, best):
+                best, best_i = v, i
+        return best_i, len(values) - 1 - best_i
+
+    def reason(self, values: list[float]) -> str | None:
+        """Why training stops after these epochs' monitored values, or ``None`` to go on."""
+        if self.patience is not None and values and self.epochs_since_best(values)[1] >= self.patience:
+            return "patience"
+        return "max_epochs" if len(values) >= self.max_epochs else None
+
+
 @torch.no_grad()
 def evaluate_loss(model: torch.nn.Module, batches: Batches, device: torch.device) -> dict[str, float]:
     """Mean of ``loss`` and of each log over ``batches``, weighted by batch size, in eval mode."""
@@ -103,25 +153,29 @@ def evaluate_loss(model: torch.nn.Module, batches: Batches, device: torch.device
     return {key: v / n for key, v in totals.items()}
 
 
-def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, epochs: int, lr: float,
+def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, max_epochs: int, lr: float,
+        patience: int | None = None, min_delta: float = 0.0,
         checkpoint: str | Path | None = None, tag: str = "", device: torch.device | str | None = None,
         desc: str = "train", stop_after: int | None = None,
         optimizer: Callable[[Any], torch.optim.Optimizer] | None = None,
         on_epoch_end: Callable[[torch.nn.Module, int, dict[str, float]], dict[str, float] | None] | None = None,
         ) -> History:
-    """Train ``model`` for ``epochs`` epochs (resuming from ``checkpoint`` when its ``tag`` matches).
+    """Train ``model`` under the :class:`StoppingRule` (``max_epochs``, ``patience``, ``min_delta``),
+    resuming from ``checkpoint`` when its ``tag`` matches.
 
     Seed before building the model: ``fit`` does not reseed, so that a resumed run continues the RNG
     stream saved in the checkpoint. ``stop_after`` ends the call after that many finished epochs, as an
     interruption would (the checkpoint is kept). ``on_epoch_end`` may return extra per-epoch records
-    (e.g. code usage) to store in the history. Returns the :class:`History`; the model is left in eval mode.
+    (e.g. code usage) to store in the history. Returns the :class:`History`; the model holds the
+    best-validation weights (the last ones when ``patience`` is ``None``) and is left in eval mode.
     """
-    if epochs < 1:
-        raise ValueError(f"parameter 'epochs' must be >= 1, got {epochs}")
+    rule = StoppingRule(max_epochs, patience, min_delta)
+    if patience is not None and val is None:
+        raise ValueError("parameter 'patience' needs a validation set ('val'); allowed: patience=None without one")
     device = device if isinstance(device, torch.device) else pick_device(device or "auto")
     model.to(device)
     opt = optimizer(model.parameters()) if optimizer else torch.optim.Adam(model.parameters(), lr=lr)
-    history, start = History(), 0
+    history, start, best_state = History(), 0, None
     path = Path(checkpoint) if checkpoint else None
     if path is not None and path.exists():
         state = torch.load(path, map_location=device, weights_only=False)
@@ -131,16 +185,18 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, e
             _set_rng_state(state["rng"])
             history = History(**state["history"])
             history.epochs_this_call = 0
+            best_state = state.get("best")
             start = state["epoch"]
-            if start < epochs:
+            if history.stop_reason is None:
                 history.resumed_from_epoch = start
-    last = epochs if stop_after is None else min(epochs, stop_after)
-    for epoch in range(start, last):
+    last = max_epochs if stop_after is None else min(max_epochs, stop_after)
+    epoch = start
+    while history.stop_reason is None and epoch < last:
         model.train()
         t0 = time.perf_counter()
         running, count = 0.0, 0
         sums: dict[str, float] = {}
-        bar = tqdm(train.epoch(epoch), total=len(train), desc=f"{desc} {epoch + 1}/{epochs}",
+        bar = tqdm(train.epoch(epoch), total=len(train), desc=f"{desc} {epoch + 1}/{max_epochs}",
                    mininterval=float(os.environ.get("TQDM_MININTERVAL", 0.5)), leave=True)
         for batch in bar:
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
@@ -171,11 +227,22 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, e
         history.epochs.append(record)
         history.epochs_this_call += 1
         history.wall_time_s += record["seconds"]
+        epoch += 1
+        monitored = history.column(rule.monitor) if val is not None else []
+        if val is not None and rule.epochs_since_best(monitored)[1] == 0:
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            history.best_epoch, history.best_val_loss = epoch, record[rule.monitor]
+        history.stop_reason = rule.reason(monitored) if val is not None else (
+            "max_epochs" if epoch >= max_epochs else None)
+        if history.stop_reason is not None and best_state is not None:
+            model.load_state_dict(best_state)
+        if history.stop_reason is not None and val is None:
+            history.best_epoch = epoch
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
-                        "history": history.to_dict(), "epoch": epoch + 1, "tag": tag}, tmp)
+                        "history": history.to_dict(), "epoch": epoch, "tag": tag, "best": best_state}, tmp)
             tmp.replace(path)
     model.eval()
     return history

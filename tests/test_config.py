@@ -14,7 +14,7 @@ def test_every_profile_resolves(profile):
 
 def test_quick_is_small_and_standard_uses_full_mnist():
     quick, standard = resolve("quick"), resolve("standard")
-    assert quick.data.n_train <= 5_000 and quick.grid_vae.epochs == 1 and quick.flat_vae.epochs == 1
+    assert quick.data.n_train <= 5_000 and quick.grid_vae.max_epochs == 1 and quick.flat_vae.max_epochs == 1
     assert standard.data.n_train is None and standard.data.n_test is None
 
 
@@ -26,8 +26,8 @@ def test_paper_profile_has_the_earlier_studies_sizes():
 
 
 def test_overrides_apply_and_are_typed():
-    cfg = resolve("quick", {"grid_vae.epochs": 3, "grid_vae.channels": [8, 16]}, flat_vae__beta=1)
-    assert cfg.grid_vae.epochs == 3 and cfg.grid_vae.channels == (8, 16)
+    cfg = resolve("quick", {"grid_vae.max_epochs": 3, "grid_vae.channels": [8, 16]}, flat_vae__beta=1)
+    assert cfg.grid_vae.max_epochs == 3 and cfg.grid_vae.channels == (8, 16)
     assert cfg.flat_vae.beta == 1.0 and isinstance(cfg.flat_vae.beta, float)
 
 
@@ -42,8 +42,8 @@ def test_config_is_frozen():
     ({"overrides": {"grid_vae.depth": 3}}, "unknown parameter 'grid_vae.depth'; allowed:"),
     ({"overrides": {"profile": "paper"}}, "unknown parameter 'profile'"),
     ({"overrides": {"grid_vae.beta": 0}}, "'grid_vae.beta' is 0.0; allowed: > 0 and <= 100"),
-    ({"overrides": {"flat_vae.epochs": 0}}, "'flat_vae.epochs' is 0; allowed: >= 1"),
-    ({"overrides": {"flat_vae.epochs": 2.5}}, "'flat_vae.epochs' must be an integer"),
+    ({"overrides": {"flat_vae.max_epochs": 0}}, "'flat_vae.max_epochs' is 0; allowed: >= 1"),
+    ({"overrides": {"flat_vae.max_epochs": 2.5}}, "'flat_vae.max_epochs' must be an integer"),
     ({"overrides": {"flat_vae.lr": float("nan")}}, "'flat_vae.lr' must be a finite number"),
     ({"overrides": {"data.n_train": 60_000}}, "'data.n_train' is 60000; allowed: >= 1 and <= 55000 (or None)"),
     ({"overrides": {"data.split_seed": None}}, "'data.split_seed' may not be None"),
@@ -61,7 +61,7 @@ def test_bad_parameters_fail_naming_the_parameter(kwargs, fragment):
 
 def test_digest_tracks_the_sections_it_covers():
     a = resolve("quick")
-    b = resolve("quick", {"flat_vae.epochs": 2})
+    b = resolve("quick", {"flat_vae.max_epochs": 2})
     assert a.digest("grid_vae", "data") == b.digest("grid_vae", "data")
     assert a.digest("flat_vae") != b.digest("flat_vae")
     assert a.digest() == resolve("quick", {"device": "cpu"}).digest()  # the device does not change results

@@ -47,7 +47,7 @@ def test_class_histogram_and_fidelity_record():
 
 
 def test_classifier_learns_quick_mnist(tmp_home):
-    cfg = config.resolve("quick", {"comparison.classifier_epochs": 3})
+    cfg = config.resolve("quick", {"comparison.classifier_max_epochs": 3})
     mnist = data.load_mnist(cfg.data)
     trained = pipeline.train_classifier(cfg, mnist)
     acc = pipeline.accuracy(trained.model, mnist.test_x, mnist.test_y)

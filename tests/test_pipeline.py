@@ -64,7 +64,7 @@ def test_evaluation_of_a_codebook_on_test_images(small, tmp_home):
     expected = metrics.mse_per_pixel(x[40:], cb.decode_images(vae, codes))
     assert res["mse_per_pixel"] == pytest.approx(expected)
     assert res["bits_per_image"] == pytest.approx(49 * 4) and 0 < res["usage"] <= 1
-    path = pipeline.save_codes(cfg.profile, "grid_kmeans_K16", test=codes)
+    path = pipeline.save_codes(cfg, "grid_kmeans_K16", test=codes)
     with np.load(path) as saved:
         assert np.array_equal(saved["test"], codes)
 
@@ -102,12 +102,12 @@ def test_one_neighbour_search_codes_every_k_like_each_codebook(small, tmp_home):
 
 
 def test_a_prior_is_trained_on_stored_codes_cached_and_checked(tmp_home):
-    cfg = resolve("quick", {"prior.transformer_dim": 16, "prior.pixelcnn_channels": 8, "prior.epochs": 15})
+    cfg = resolve("quick", {"prior.transformer_dim": 16, "prior.pixelcnn_channels": 8, "prior.max_epochs": 15})
     rng = np.random.default_rng(0)
     # codes with structure: each map repeats its first code, so context makes the rest predictable
     first = rng.integers(0, 8, size=(300, 1, 1))
     maps = {s: np.broadcast_to(first[:n], (n, 7, 7)).copy() for s, n in (("train", 300), ("val", 50), ("test", 100))}
-    pipeline.save_codes(cfg.profile, "grid_toy_K8", **maps)
+    pipeline.save_codes(cfg, "grid_toy_K8", **maps)
     rows, trained = pipeline.train_priors(["grid_toy_K8"], cfg)
     assert [r["prior"] for r in rows] == list(cfg.prior.kinds)
     for row in rows:
@@ -118,29 +118,62 @@ def test_a_prior_is_trained_on_stored_codes_cached_and_checked(tmp_home):
     with pytest.raises(ValueError, match="'k'"):
         pipeline.train_prior("transformer", "grid_toy_K8", 4, cfg)
     with pytest.raises(FileNotFoundError, match="notebook"):
-        pipeline.load_codes(cfg.profile, "grid_missing_K8")
+        pipeline.load_codes(cfg, "grid_missing_K8")
 
 
 def test_code_maps_of_a_large_codebook_round_trip_in_the_smallest_type(tmp_home):
     rng = np.random.default_rng(0)
     maps = {s: rng.integers(0, 40_000, size=(n, 7, 7)) for s, n in (("train", 20), ("val", 5), ("test", 5))}
     maps["train"][0, 0, 0] = 39_999
-    path = pipeline.save_codes("quick", "grid_big_K40000", **maps)
+    cfg = resolve("quick")
+    path = pipeline.save_codes(cfg, "grid_big_K40000", **maps)
     with np.load(path) as z:
         assert z["train"].dtype == np.uint16  # int16 would have wrapped past 32,767
-    back = pipeline.load_codes("quick", "grid_big_K40000")
+    back = pipeline.load_codes(cfg, "grid_big_K40000")
     assert all(np.array_equal(back[s], maps[s]) and back[s].dtype == np.int64 for s in maps)
     assert pipeline.code_dtype(np.array([3, 200])) == np.uint8
     with pytest.raises(ValueError, match=">= 0"):
         pipeline.code_dtype(np.array([-1]))
 
 
-def test_codebook_identities_cover_whole_modules():
-    """A codebook's tag hashes the source of the modules it depends on, not of a function that happens to
-    share a module's name (``geohelpers.quantize`` re-exports ``kmeans`` and ``kmedoids``)."""
-    import inspect
+def test_an_artifact_whose_identity_differs_is_rebuilt_not_loaded(monkeypatch):
+    """Config, package source, library version and input codebook each change the identity."""
+    from geohelpers import artifacts
 
-    for method, modules in pipeline.QUANTIZE_MODULES.items():
-        assert all(inspect.ismodule(m) for m in modules), method
-    assert pipeline.kmeans_module.__name__ == "geohelpers.quantize.kmeans"
-    assert "def cluster_sums" in inspect.getsource(pipeline.kmeans_module)
+    cfg = resolve("quick")
+    base = {"vae": pipeline.vae_tag("grid", cfg), "codebook": pipeline.codebook_tag("grid", "kmeans", 16, cfg),
+            "codes": pipeline.code_identity("grid_kmeans_K16", cfg)}
+    other_cfg = resolve("quick", {"grid_vae.beta": 0.5})
+    assert pipeline.vae_tag("grid", other_cfg) != base["vae"]
+    # the codebook knows its VAE, the code maps their codebook: a new VAE changes all three
+    assert pipeline.codebook_tag("grid", "kmeans", 16, other_cfg) != base["codebook"]
+    assert pipeline.code_identity("grid_kmeans_K16", other_cfg) != base["codes"]
+    # a stopping-rule change retrains every model
+    assert pipeline.vae_tag("grid", resolve("quick", {"training.patience": 5})) != base["vae"]
+    monkeypatch.setattr(artifacts, "source_digest", lambda: "another source")
+    assert pipeline.vae_tag("grid", cfg) != base["vae"]
+    monkeypatch.undo()
+    monkeypatch.setattr(artifacts, "library_versions", lambda: {"torch": "0.0"})
+    assert pipeline.vae_tag("grid", cfg) != base["vae"]
+    monkeypatch.undo()
+    assert pipeline.vae_tag("grid", cfg) == base["vae"]
+    assert pipeline.vqvae_tag("hybrid", 16, cfg) != pipeline.vqvae_tag("hybrid", 16, resolve(
+        "quick", {"quantize.knn": 4}))  # the hybrid starts from the geodesic codebook
+
+
+def test_code_maps_made_by_another_codebook_are_refused(tmp_home):
+    from geohelpers.artifacts import StaleArtifactError
+
+    cfg = resolve("quick")
+    maps = {s: np.zeros((3, 7, 7), dtype=np.int64) for s in ("train", "val", "test")}
+    pipeline.save_codes(cfg, "grid_kmeans_K16", **maps)
+    assert set(pipeline.load_codes(cfg, "grid_kmeans_K16")) == {"train", "val", "test"}
+    with pytest.raises(StaleArtifactError, match="grid_kmeans_K16"):
+        pipeline.load_codes(resolve("quick", {"quantize.kmeans_tol": 1e-3}), "grid_kmeans_K16")
+
+
+def test_the_whole_package_source_enters_identities_but_presentation_does_not():
+    from geohelpers import artifacts
+
+    assert {"train.py", "data.py", "metrics.py"}.isdisjoint(artifacts.PRESENTATION)
+    assert "report.py" in artifacts.PRESENTATION and len(artifacts.source_digest()) == 16

@@ -96,7 +96,7 @@ def test_overfits_a_tiny_set_through_the_training_loop(kind, tmp_path):
     model = (GatedPixelCNN(k, (5, 5), channels=32, n_layers=4) if kind == "pixelcnn"
              else CodeTransformer(k, (5, 5), dim=32, n_layers=2, heads=2))
     before = model.evaluate(codes)["nll_nats_per_token"]
-    fit(model, Batches(codes.repeat(16, 1, 1), batch_size=16, shuffle=True), epochs=60, lr=1e-2, device="cpu")
+    fit(model, Batches(codes.repeat(16, 1, 1), batch_size=16, shuffle=True), max_epochs=60, lr=1e-2, device="cpu")
     after = model.evaluate(codes)
     assert before > 2.0
     # Four maps: after the first code (ln 4 spread over 25 positions at most) everything is determined.

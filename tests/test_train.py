@@ -19,7 +19,7 @@ def _run(images, ckpt=None, stop_after=None, epochs=2):
     seed_everything(7)
     model = GridVAE(channels=(4, 8), latent_dim=2, beta=1.0)
     hist = fit(model, Batches(images, batch_size=32, shuffle=True, seed=7), Batches(images[:32], batch_size=32),
-               epochs=epochs, lr=1e-2, checkpoint=ckpt, tag="t", device="cpu", stop_after=stop_after)
+               max_epochs=epochs, lr=1e-2, checkpoint=ckpt, tag="t", device="cpu", stop_after=stop_after)
     return model, hist
 
 
@@ -56,7 +56,7 @@ def test_a_checkpoint_with_another_tag_is_not_used(images, tmp_path):
     _run(images, tmp_path / "m.pt", stop_after=1)
     seed_everything(7)
     model = GridVAE(channels=(4, 8), latent_dim=2)
-    hist = fit(model, Batches(images, batch_size=32), epochs=1, lr=1e-2, checkpoint=tmp_path / "m.pt",
+    hist = fit(model, Batches(images, batch_size=32), max_epochs=1, lr=1e-2, checkpoint=tmp_path / "m.pt",
                tag="other", device="cpu")
     assert hist.resumed_from_epoch is None and hist.epochs_this_call == 1
 
@@ -85,7 +85,7 @@ class _Exploding(nn.Module):
 
 def test_a_non_finite_loss_stops_with_the_step_number():
     with pytest.raises(NonFiniteLossError, match=r"at step 3 \(epoch 1, batch 3\)"):
-        fit(_Exploding(), Batches(torch.zeros(10, 1), batch_size=2), epochs=1, lr=0.1)  # default device
+        fit(_Exploding(), Batches(torch.zeros(10, 1), batch_size=2), max_epochs=1, lr=0.1)  # default device
 
 
 def test_device_choice():
@@ -93,5 +93,67 @@ def test_device_choice():
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="'device'"):
         pick_device("tpu")
-    with pytest.raises(ValueError, match="'epochs'"):
-        fit(_Exploding(), Batches(torch.zeros(2, 1), batch_size=2), epochs=0, lr=0.1)
+    with pytest.raises(ValueError, match="'max_epochs'"):
+        fit(_Exploding(), Batches(torch.zeros(2, 1), batch_size=2), max_epochs=0, lr=0.1)
+
+
+class _Toy(nn.Module):
+    """One parameter whose validation loss follows a fixed script of values, epoch by epoch."""
+
+    def __init__(self, script):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+        self.script, self.evals = list(script), 0
+
+    def loss(self, batch):
+        if not self.training:  # validation: the scripted value of this epoch
+            value = self.script[min(self.evals, len(self.script) - 1)]
+            self.evals += 1
+            return torch.tensor(value), {}
+        return (self.w - 1.0).pow(2).sum(), {}
+
+
+def _toy_fit(script, tmp_path=None, **kw):
+    torch.manual_seed(0)
+    model = _Toy(script)
+    data = Batches(torch.zeros(4, 1), batch_size=4)
+    hist = fit(model, data, data, lr=0.1, device="cpu", checkpoint=tmp_path / "toy.pt" if tmp_path else None,
+               tag="toy", **kw)
+    return model, hist
+
+
+def test_stopping_rule_stops_after_patience_and_restores_the_best_weights():
+    model, hist = _toy_fit([5.0, 4.0, 3.0, 3.1, 2.999, 3.5, 1.0], max_epochs=20, patience=2, min_delta=0.01)
+    # epoch 3 is the best (3.0); 3.1 is worse and 2.999 improves by less than 1 %: two epochs without a new best
+    assert hist.stop_reason == "patience" and len(hist.epochs) == 5
+    assert hist.best_epoch == 3 and hist.best_val_loss == 3.0
+    # the model holds the weights of epoch 3 (three Adam steps from 0 towards 1), not those of epoch 5
+    three, hist3 = _toy_fit([5.0, 4.0, 3.0], max_epochs=3)
+    five, _ = _toy_fit([5.0, 4.0, 3.0, 2.0, 1.0], max_epochs=5)
+    assert hist3.stop_reason == "max_epochs"
+    assert torch.equal(model.w, three.w) and not torch.equal(model.w, five.w)
+
+
+def test_stopping_rule_records_the_cap_and_resumes_a_stopped_run_without_training(tmp_path):
+    _, hist = _toy_fit([3.0, 2.0, 1.0], tmp_path, max_epochs=3, patience=2, min_delta=0.0)
+    assert hist.stop_reason == "max_epochs" and hist.best_epoch == 3
+    _, again = _toy_fit([3.0, 2.0, 1.0], tmp_path, max_epochs=3, patience=2, min_delta=0.0)
+    assert again.epochs_this_call == 0 and again.stop_reason == "max_epochs"
+    _, stopped = _toy_fit([1.0, 2.0, 2.0, 0.5], tmp_path / "b", max_epochs=10, patience=2)
+    assert stopped.stop_reason == "patience" and len(stopped.epochs) == 3
+    _, loaded = _toy_fit([1.0, 2.0, 2.0, 0.5], tmp_path / "b", max_epochs=10, patience=2)
+    assert loaded.epochs_this_call == 0 and loaded.best_epoch == 1
+
+
+def test_stopping_rule_rejects_bad_parameters():
+    from geohelpers.train import StoppingRule
+
+    with pytest.raises(ValueError, match="'patience'"):
+        StoppingRule(5, patience=0)
+    with pytest.raises(ValueError, match="'min_delta'"):
+        StoppingRule(5, patience=1, min_delta=1.5)
+    with pytest.raises(ValueError, match="'patience' needs a validation set"):
+        fit(_Toy([1.0]), Batches(torch.zeros(2, 1), batch_size=2), max_epochs=2, lr=0.1, patience=1)
+    rule = StoppingRule(10, patience=2, min_delta=0.1)
+    assert rule.reason([1.0, 0.95, 0.92]) == "patience"   # neither beats 1.0 by 10 %
+    assert rule.reason([1.0, 0.85, 0.84]) is None

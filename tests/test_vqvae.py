@@ -103,7 +103,7 @@ def test_training_through_the_one_loop_updates_the_codebook(tmp_path):
     torch.manual_seed(0)
     model = VQVAE((4, 8), dim=2, k=16, variant="ema", restart=True)
     before = model.quantizer.codebook.clone()
-    hist = fit(model, Batches(torch.rand(64, 1, 28, 28), batch_size=16, shuffle=True), epochs=1, lr=1e-3,
+    hist = fit(model, Batches(torch.rand(64, 1, 28, 28), batch_size=16, shuffle=True), max_epochs=1, lr=1e-3,
                device="cpu")
     assert hist.epochs[0]["train_vq"] >= 0 and not torch.equal(before, model.quantizer.codebook)
 
@@ -180,7 +180,7 @@ def test_hybrid_starts_from_the_gridvae_and_its_medoids():
 
 def test_train_vqvae_records_usage_each_epoch_and_reloads(tmp_home):
     torch.manual_seed(0)
-    cfg = resolve("quick", {"vqvae.epochs": 2, "vqvae.batch_size": 32})
+    cfg = resolve("quick", {"vqvae.max_epochs": 2, "vqvae.batch_size": 32})
     x = torch.rand(96, 1, 28, 28)
     y = torch.zeros(96, dtype=torch.long)
     data = MNIST(x[:64], y[:64], x[64:80], y[64:80], x[80:], y[80:])
