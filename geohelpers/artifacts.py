@@ -26,8 +26,8 @@ from typing import Iterable, Mapping
 
 from .config import Config
 
-#: Modules that shape no artifact (tables, figures, the runner and the built book's check).
-PRESENTATION = frozenset({"run.py", "bookcheck.py", "report.py", "plots.py", "studies.py"})
+#: Modules that shape no artifact (tables, figures, the runner, sweeps and the built book's check).
+PRESENTATION = frozenset({"run.py", "bookcheck.py", "sweep.py", "report.py", "plots.py", "studies.py"})
 
 #: Libraries whose versions enter every identity.
 LIBRARIES = ("torch", "numpy", "faiss-cpu", "kmedoids", "scikit-learn", "scikit-learn-extra", "scipy")

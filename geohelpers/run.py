@@ -4,6 +4,7 @@
     python -m geohelpers.run --profile quick --only 01     # one notebook, then the book if complete
     python -m geohelpers.run --profile standard --no-book  # notebooks only
     python -m geohelpers.run --profile standard --set grid_vae.max_epochs=3
+    python -m geohelpers.run --profile standard --sweep seed=0,1,2            # see geohelpers/sweep.py
 
 Executed copies go to ``book/executed/`` (never over the sources in ``notebooks/``), which is what
 ``_toc.yml`` lists. A notebook is skipped when its executed copy exists and its *input hash* is unchanged:
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import sweep
 from .config import ConfigError, resolve
 from .data import project_root
 
@@ -38,7 +40,7 @@ STAMPS = EXECUTED / "stamps.json"
 
 
 #: Modules that shape no result (the runner, the built book's check): a change to them re-executes nothing.
-UNSTAMPED = {"run.py", "bookcheck.py"}
+UNSTAMPED = {"run.py", "bookcheck.py", "sweep.py"}
 
 
 def notebooks() -> list[Path]:
@@ -209,13 +211,24 @@ def main(argv: list[str] | None = None) -> None:
                         help="config overrides; repeat the flag or list several after one")
     parser.add_argument("--force", action="store_true", help="re-execute even when up to date")
     parser.add_argument("--no-book", action="store_true", help="execute the notebooks only")
+    parser.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
+                        help="run the notebooks for every value (several --sweep: the product), in parallel on Dask")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="with --sweep: an existing Dask scheduler (tcp://host:8786); default: a LocalCluster")
+    parser.add_argument("--workers", type=int, default=None, help="with --sweep: LocalCluster worker processes")
     args = parser.parse_args(argv)
     try:
         overrides = _parse_set(args.set)
         resolve(args.profile, overrides)  # fail on bad parameters before any work
+        sweeps = sweep.parse_sweeps(args.sweep)
+        clash = sorted(set(sweeps) & set(overrides))
+        if clash:
+            raise ConfigError(f"parameter {clash[0]!r} is both set (--set) and swept (--sweep); allowed: one of the two")
     except ConfigError as err:
         parser.error(str(err))
     print(f"[run] profile {args.profile}, overrides {overrides}", flush=True)
+    if sweeps:
+        return _main_sweep(args, overrides, sweeps, parser)
     reference = reference_workload()
     print(f"[run] reference workload (50 standard GridVAE training steps, batch 128): {reference:.2f} s", flush=True)
     paths = notebooks()
@@ -234,6 +247,27 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {r['notebook']:<28} {r['status']:<9} {r['seconds']:8.1f} s")
     print(f"  {'total (this run)':<28} {'':<9} {total:8.1f} s")
     print(f"  {'reference workload':<28} {'':<9} {reference:8.2f} s  (50 GridVAE steps: compare machines by it)")
+
+
+def _main_sweep(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dict[str, list[Any]],
+                parser: argparse.ArgumentParser) -> None:
+    """``--sweep``: every point through :func:`geohelpers.sweep.execute_sweep`, then a summary; exits
+    non-zero when a point failed (the others' results are kept)."""
+    paths = notebooks()
+    only = [p.name for p in paths if not args.only or p.name[:2] in args.only]
+    if args.only and len(only) != len(args.only):
+        parser.error(f"--only: allowed: {', '.join(p.name[:2] for p in paths)}")
+    report = sweep.execute_sweep(args.profile, sweeps, overrides, only, scheduler=args.scheduler, workers=args.workers)
+    print(f"\n[run] sweep {report.name}, profile {args.profile}: {len(report.done)} ran, {len(report.skipped)} up to "
+          f"date, {len(report.failed)} failed; {report.workers} workers, {report.wall_time_s:.1f} s")
+    for r in report.done + report.skipped:
+        print(f"  {r['point']:<40} ok      {r.get('wall_time_s', 0.0):8.1f} s")
+    for r in report.failed:
+        where = f" in {r['failed_notebook']}" if r.get("failed_notebook") else ""
+        print(f"  {r['point']:<40} FAILED{where}: {r['error']}")
+    print(f"[run] results: {sweep.results_root(args.profile, report.name)}")
+    if report.failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
