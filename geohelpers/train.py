@@ -8,9 +8,9 @@
   written (weights, the best weights so far, optimizer state, RNG state, history, and a ``tag`` naming
   the configuration);
 - **the stopping rule** (one for every model of the project): with ``patience``, training stops when the
-  validation loss has not improved on the best one by a relative ``min_delta`` for ``patience`` epochs
-  in a row, and in any case after ``max_epochs``; the best-validation weights are restored, and the
-  history records why training stopped (``"patience"`` or ``"max_epochs"``) and the best epoch;
+  validation loss has not improved by a relative ``min_delta`` for ``patience`` epochs in a row, and in
+  any case after ``max_epochs``; the weights of the lowest validation loss are restored, and the history
+  records why training stopped (``"patience"`` or ``"max_epochs"``) and the best epoch;
 - a later call with the same checkpoint path and tag resumes after the last finished epoch and gives the
   same weights as an uninterrupted run; a checkpoint of a finished run is simply loaded;
 - a non-finite loss stops training with :class:`NonFiniteLossError`, naming the step;
@@ -99,9 +99,11 @@ STOP_REASONS = ("patience", "max_epochs")
 @dataclass
 class StoppingRule:
     """When training ends: after ``max_epochs``, or once the monitored validation loss has gone
-    ``patience`` epochs without falling below ``best * (1 - min_delta)`` (a relative improvement;
-    ``best`` is the lowest value so far). ``patience=None`` trains for ``max_epochs`` and keeps the last
-    weights (for models without a validation set)."""
+    ``patience`` epochs without falling below ``best * (1 - min_delta)`` (a relative improvement on the
+    last epoch that counted as one). The weights kept are those of the lowest value seen, an improvement
+    smaller than ``min_delta`` included: ``min_delta`` decides when to stop, not which weights to keep.
+    ``patience=None`` trains for ``max_epochs`` and keeps the last weights (for models without a
+    validation set)."""
 
     max_epochs: int
     patience: int | None = None
@@ -229,7 +231,7 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
         history.wall_time_s += record["seconds"]
         epoch += 1
         monitored = history.column(rule.monitor) if val is not None else []
-        if val is not None and rule.epochs_since_best(monitored)[1] == 0:
+        if val is not None and record[rule.monitor] <= min(monitored):  # the lowest so far: keep these weights
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             history.best_epoch, history.best_val_loss = epoch, record[rule.monitor]
         history.stop_reason = rule.reason(monitored) if val is not None else (

@@ -123,8 +123,8 @@ def _toy_fit(script, tmp_path=None, **kw):
 
 
 def test_stopping_rule_stops_after_patience_and_restores_the_best_weights():
-    model, hist = _toy_fit([5.0, 4.0, 3.0, 3.1, 2.999, 3.5, 1.0], max_epochs=20, patience=2, min_delta=0.01)
-    # epoch 3 is the best (3.0); 3.1 is worse and 2.999 improves by less than 1 %: two epochs without a new best
+    model, hist = _toy_fit([5.0, 4.0, 3.0, 3.1, 3.05, 1.0], max_epochs=20, patience=2, min_delta=0.01)
+    # epoch 3 is the best (3.0); epochs 4 and 5 do not improve on it: two epochs without a new best
     assert hist.stop_reason == "patience" and len(hist.epochs) == 5
     assert hist.best_epoch == 3 and hist.best_val_loss == 3.0
     # the model holds the weights of epoch 3 (three Adam steps from 0 towards 1), not those of epoch 5
@@ -132,6 +132,14 @@ def test_stopping_rule_stops_after_patience_and_restores_the_best_weights():
     five, _ = _toy_fit([5.0, 4.0, 3.0, 2.0, 1.0], max_epochs=5)
     assert hist3.stop_reason == "max_epochs"
     assert torch.equal(model.w, three.w) and not torch.equal(model.w, five.w)
+
+
+def test_improvements_below_min_delta_do_not_reset_patience_but_their_weights_are_kept():
+    model, hist = _toy_fit([5.0, 3.0, 2.999, 2.998, 1.0], max_epochs=20, patience=2, min_delta=0.01)
+    assert hist.stop_reason == "patience" and len(hist.epochs) == 4  # 2.999 and 2.998 are not 1 % better
+    assert hist.best_epoch == 4 and hist.best_val_loss == pytest.approx(2.998)  # the lowest: its weights
+    four, _ = _toy_fit([5.0, 3.0, 2.999, 2.998], max_epochs=4)
+    assert torch.equal(model.w, four.w)
 
 
 def test_stopping_rule_records_the_cap_and_resumes_a_stopped_run_without_training(tmp_path):
