@@ -193,3 +193,68 @@ def test_pullback_geodesic_lengths_are_riemannian_under_the_metric(tmp_path):
     assert np.array_equal(back.encode(x), cb.encode(x))
     with pytest.raises(ValueError, match="'pullback_metric' is not positive definite"):
         PullbackGeodesicCodebook(8, pullback_metric=np.diag([1.0, -1.0]))
+
+
+# --- the Jacobian-weighted codebook: every vector's own metric ------------------------------------------------
+
+def test_vector_costs_and_m_step_match_brute_force():
+    from geohelpers.quantize.pullback import metric_costs, metric_m_step
+
+    rng = np.random.default_rng(5)
+    x = clustered(n_images=30, p=4, d=3)
+    g = random_spd(rng, len(x), 3)
+    centres = x[rng.choice(len(x), 6, replace=False)]
+    cost, codes = metric_costs(x, g, centres, chunk=17)
+    brute = np.array([[(x[i] - c) @ g[i] @ (x[i] - c) for c in centres] for i in range(len(x))])
+    assert np.array_equal(codes, brute.argmin(1)) and np.allclose(cost, brute.min(1), rtol=1e-6, atol=1e-9)
+    new, sizes = metric_m_step(x, g, codes, centres, 6)
+    assert sizes.sum() == len(x)
+
+    def objective(c):
+        diff = c[codes] - x
+        return float(np.einsum("ni,nij,nj->", diff, g, diff))
+
+    base = objective(new)
+    for _ in range(20):
+        nudged = new.copy()
+        nudged[rng.integers(6)] += rng.normal(scale=1e-2, size=3).astype(np.float32)
+        assert objective(nudged) > base
+
+
+def test_vector_codebook_reduces_to_kmeans_and_to_the_position_codebook():
+    from geohelpers.quantize.pullback import PullbackVectorCodebook
+
+    x = clustered()
+    ref = kmeans(x, 8, seed=3, max_iter=50, init_sample=500)
+    eye = np.broadcast_to(np.eye(2), (len(x), 2, 2))
+    vec = PullbackVectorCodebook(8, seed=3, init_sample=500).fit(x, metrics=eye)
+    assert np.array_equal(vec.encode(x, metrics=eye), ref.labels)
+    assert np.allclose(vec.codewords, ref.centres, atol=1e-5)
+    per_position = random_spd(np.random.default_rng(0), 4, 2)
+    tiled = per_position[np.tile(np.arange(4), len(x) // 4)]
+    pos = PullbackPositionCodebook(8, seed=3, metrics=per_position, init_sample=500).fit(x)
+    vec = PullbackVectorCodebook(8, seed=3, init_sample=500).fit(x, metrics=tiled)
+    assert np.array_equal(vec.encode(x, metrics=tiled), pos.encode(x))
+    assert np.allclose(vec.codewords, pos.codewords, atol=1e-4)
+
+
+def test_vector_codebook_encodes_latents_with_their_own_metrics_and_round_trips(tmp_path):
+    from geohelpers.quantize.pullback import PullbackVectorCodebook, latent_vector_metrics
+
+    vae = tiny("grid")
+    mu = torch.randn(12, *vae.latent_shape)
+    sigma = torch.ones_like(mu)
+    z = vae.to_vectors(mu).numpy()
+    g = latent_vector_metrics(vae, mu, n_probes=8, ridge=1e-3, seed=0)
+    assert g.shape == (len(z), 2, 2) and np.all(np.linalg.eigvalsh(g.astype(np.float64)) > 0)
+    cb = PullbackVectorCodebook(5, seed=0, n_probes=8, ridge=1e-3, init_sample=200).fit(z, metrics=g)
+    codes = cb.encode_latents(vae, mu, sigma)
+    assert codes.shape == (12, 7, 7) and np.array_equal(codes.reshape(-1), cb.encode(z, metrics=g))
+    back = Codebook.load(cb.save(tmp_path / "vector.npz"))
+    assert type(back) is PullbackVectorCodebook and np.array_equal(back.encode_latents(vae, mu, sigma), codes)
+    with pytest.raises(ValueError, match="'metrics' is missing"):
+        cb.encode(z)
+    with pytest.raises(ValueError, match="'metrics' has shape"):
+        cb.encode(z, metrics=g[:5])
+    with pytest.raises(ValueError, match="'n_probes' is 0"):
+        PullbackVectorCodebook(4, n_probes=0)

@@ -39,6 +39,13 @@ beforehand from the VAE and given to the constructor):
   coordinates); the M-step sets ``c_k = (sum_{i in k} M_{p(i)})^{-1} sum_{i in k} M_{p(i)} z_i``, where the
   gradient of the cluster's cost, ``2 sum_{i in k} M_{p(i)} (c_k - z_i)``, vanishes: the exact minimiser.
   With every ``M_p = I`` both codebooks are Euclidean K-means on ``mu`` (same start, same codes).
+- :class:`PullbackVectorCodebook` (``pullback_vector``): Jacobian-weighted K-means with the metric of
+  *every* vector: the E-step gives vector ``i`` the code minimising ``(z_i - c_k)^T G_i (z_i - c_k)`` with its
+  own ``G_i`` (probes, plus a relative ridge), the M-step is ``c_k = (sum_{i in k} G_i)^{-1} sum_{i in k} G_i z_i``.
+  It is fitted on the vectors of a subsample of images (their metrics cost ``m`` decoder backward passes
+  per image), and a vector being encoded uses its own metric, so encoding needs the VAE
+  (:meth:`~PullbackVectorCodebook.encode_latents`). The costs of all codes at once come from one identity,
+  ``(z - c)^T G (z - c) = z^T G z - 2 (G z)^T c + <G, c c^T>``: two matrix products per batch of vectors.
 - :class:`PullbackGeodesicCodebook` (``pullback_geodesic``): notebook 03's k-NN graph geodesics and
   K-medoids with every length measured in the mean metric (the Riemannian version of the earlier
   studies' idea, under a constant metric); with ``M = I`` it is notebook 03's geodesic codebook.
@@ -329,6 +336,110 @@ class PullbackPositionCodebook(Codebook):
         self._need_fit()
         mu, _ = _check_vectors(mu, sigma)
         return self.costs_and_codes(mu)[1]
+
+
+def metric_costs(z: np.ndarray, metrics: np.ndarray, centres: np.ndarray, chunk: int = 65_536,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Each vector's smallest ``(z_i - c_k)^T G_i (z_i - c_k)`` over the centres, and its code.
+
+    ``z`` (N, d), ``metrics`` (N, d, d) (one per vector), ``centres`` (K, d). By
+    ``z^T G z - 2 (G z)^T c + <G, c c^T>``: per chunk of vectors, one (n, d) x (d, K) and one
+    (n, d^2) x (d^2, K) product, in float64 (the three terms nearly cancel for a vector close to a centre).
+    """
+    c = np.asarray(centres, dtype=np.float64)
+    outer = np.einsum("ki,kj->kij", c, c).reshape(len(c), -1)          # (K, d^2)
+    cost, codes = np.empty(len(z), np.float64), np.empty(len(z), np.int64)
+    for s in range(0, len(z), chunk):
+        zz = np.asarray(z[s:s + chunk], dtype=np.float64)
+        g = np.asarray(metrics[s:s + chunk], dtype=np.float64)
+        gz = np.einsum("nij,nj->ni", g, zz)
+        full = (np.einsum("ni,ni->n", zz, gz)[:, None] - 2 * gz @ c.T + g.reshape(len(g), -1) @ outer.T)
+        codes[s:s + chunk] = full.argmin(1)
+        cost[s:s + chunk] = np.maximum(full[np.arange(len(full)), codes[s:s + chunk]], 0.0)
+    return cost, codes
+
+
+def metric_m_step(z: np.ndarray, metrics: np.ndarray, codes: np.ndarray, centres: np.ndarray, k: int,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``c_k = (sum_{i in k} G_i)^{-1} sum_{i in k} G_i z_i`` for every non-empty cluster (the others keep
+    ``centres``), by bincounts over the entries of ``G_i`` and of ``G_i z_i``; returns the centres and sizes."""
+    d = z.shape[1]
+    g = np.asarray(metrics, dtype=np.float64).reshape(len(z), -1)
+    gz = np.einsum("nij,nj->ni", np.asarray(metrics, dtype=np.float64), np.asarray(z, dtype=np.float64))
+    a = np.stack([np.bincount(codes, weights=g[:, j], minlength=k) for j in range(d * d)], 1).reshape(k, d, d)
+    b = np.stack([np.bincount(codes, weights=gz[:, j], minlength=k) for j in range(d)], 1)
+    sizes = np.bincount(codes, minlength=k)
+    new = np.asarray(centres, dtype=np.float64).copy()
+    full = sizes > 0
+    new[full] = np.linalg.solve(a[full], b[full][..., None])[..., 0]
+    return new.astype(np.float32), sizes
+
+
+def latent_vector_metrics(vae: Any, mu: torch.Tensor, n_probes: int, ridge: float, seed: int = 0,
+                          batch_size: int = 500) -> np.ndarray:
+    """Every vector's metric for latents ``mu`` (B images), by probes, with a relative ridge:
+    (B * P, d, d) float32, rows in the order of ``vae.to_vectors``."""
+    out = [with_ridge(probe_metrics(vae, mu[s:s + batch_size], n_probes, seed=seed + s, batch_size=batch_size)
+                      .numpy().astype(np.float64), ridge).astype(np.float32)
+           for s in range(0, len(mu), batch_size)]
+    g = np.concatenate(out)
+    return g.reshape(-1, g.shape[-1], g.shape[-1])
+
+
+class PullbackVectorCodebook(Codebook):
+    """Jacobian-weighted K-means: the metric of every vector, at fit and at encoding (module docstring).
+
+    ``fit(mu, sigma, metrics=...)`` takes the training vectors and their own metrics (see
+    :func:`latent_vector_metrics`); :meth:`encode_latents` computes the metrics of the vectors it encodes
+    with the same number of probes and ridge, so it needs the VAE. :meth:`encode` takes ``metrics`` too.
+    """
+
+    method = "pullback_vector"
+
+    def __init__(self, k: int, seed: int = 0, n_probes: int = 16, ridge: float = 1e-6, max_iter: int = 50,
+                 init_sample: int = 100_000, tol: float = 1e-4) -> None:
+        super().__init__(k, seed)
+        if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
+            raise ValueError(f"parameter 'n_probes' is {n_probes!r}; allowed: an integer >= 1")
+        self.n_probes, self.ridge = n_probes, float(ridge)
+        self.max_iter, self.init_sample, self.tol = max_iter, init_sample, tol
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "n_probes": self.n_probes, "ridge": self.ridge, "max_iter": self.max_iter,
+                "init_sample": self.init_sample, "tol": self.tol}
+
+    @staticmethod
+    def _check(mu: np.ndarray, metrics: Any) -> np.ndarray:
+        if metrics is None:
+            raise ValueError("parameter 'metrics' is missing; allowed: (N, d, d), the metric of every vector "
+                             "(pullback_vector needs the VAE: use encode_latents)")
+        g = np.asarray(metrics)
+        if g.shape != (len(mu), mu.shape[1], mu.shape[1]):
+            raise ValueError(f"parameter 'metrics' has shape {g.shape}; allowed: {(len(mu), mu.shape[1], mu.shape[1])}")
+        return g
+
+    def fit(self, mu: np.ndarray, sigma: np.ndarray | None = None, metrics: Any = None) -> "PullbackVectorCodebook":
+        """Weighted Lloyd under the vectors' own metrics, from a k-means++ start whitened by their mean."""
+        mu, _ = _check_vectors(mu, sigma)
+        g = self._check(mu, metrics)
+        t0 = time.perf_counter()
+        centres = plusplus_start(mu, self.k, check_metric(g.mean(0)), self.init_sample, self.seed)
+        self.codewords, self.inertia, it = weighted_lloyd(
+            mu, centres, lambda c: metric_costs(mu, g, c), lambda codes, c: metric_m_step(mu, g, codes, c, self.k),
+            self.max_iter, self.tol)
+        self.fit_seconds = {"kmeans": time.perf_counter() - t0, "iterations": it}
+        return self
+
+    def encode(self, mu: np.ndarray, sigma: np.ndarray | None = None, metrics: Any = None) -> np.ndarray:
+        self._need_fit()
+        mu, _ = _check_vectors(mu, sigma)
+        return metric_costs(mu, self._check(mu, metrics), self.codewords)[1]
+
+    def encode_latents(self, vae: Any, mu: torch.Tensor, sigma: torch.Tensor, seed: int = 0) -> np.ndarray:
+        """Latents of B images -> (B, *vae.code_shape) codes, each vector under its own metric."""
+        g = latent_vector_metrics(vae, mu, self.n_probes, self.ridge, seed=seed)
+        codes = self.encode(vae.to_vectors(mu).numpy(), vae.to_vectors(sigma).numpy(), metrics=g)
+        return codes.reshape(len(mu), *vae.code_shape)
 
 
 class PullbackGeodesicCodebook(GeodesicCodebook):
