@@ -283,3 +283,46 @@ def paired_orders(values: Mapping[str, Mapping[str, float]], names: Iterable[str
             else "the points disagree"
         rows.append({"a": a, "b": b, "points": n, "a lower in": lower, "verdict": verdict})
     return pd.DataFrame(rows)
+
+
+def headline_values(point: Mapping[str, Any], column: str = "test MSE") -> dict[str, float]:
+    """One point's headline ``column`` per quantizer (notebook 06's table), plus the verdict's ratios."""
+    m = point["results"]["06_comparison"]["metrics"]
+    out = {row["quantizer"]: float(row[column]) for row in m["headline"]}
+    v = m["verdict"]
+    for key in ("mse_ratio_a_posteriori_over_end_to_end", "mse_ratio_a_posteriori_over_hybrid",
+                "mse_ratio_adapted_over_end_to_end"):
+        if v.get(key) is not None:
+            out[key] = float(v[key])
+    return out
+
+
+def beta_rows(points: Sequence[Mapping[str, Any]], beta: str = "grid_vae.beta") -> list[dict]:
+    """Rate-distortion rows of every point (notebooks 02, 03 and 07; both VAEs, every K), with the point's
+    beta, for one panel per beta."""
+    rows = []
+    for p in points:
+        value = p["params"].get(beta, p["overrides"].get(beta))
+        for name in ("02_w2_quantization", "03_knn_geodesic", "07_pullback"):
+            for r in p["results"].get(name, {}).get("metrics", {}).get("rows", []):
+                if {"VAE", "method", "K", "mse_per_pixel", "bits_per_image"} <= set(r):
+                    rows.append({"beta": value, **{k: r[k] for k in ("VAE", "method", "K", "mse_per_pixel",
+                                                                     "bits_per_image")}})
+    return rows
+
+
+def beta_summary(points: Sequence[Mapping[str, Any]], beta: str = "grid_vae.beta") -> list[dict]:
+    """Per point: beta, the GridVAE's continuous test MSE and active units (notebook 01), and the verdict's
+    a posteriori / end-to-end MSE ratio (notebook 06), where those notebooks ran."""
+    rows = []
+    for p in points:
+        res, row = p["results"], {"beta": p["params"].get(beta, p["overrides"].get(beta))}
+        if "01_vae" in res:
+            g = res["01_vae"]["metrics"]["GridVAE"]
+            row.update(continuous_mse=g["mse_per_pixel"], active_units=g["active_units"], latent_units=g["latent_units"])
+        if "06_comparison" in res:
+            v = res["06_comparison"]["metrics"]["verdict"]
+            row.update(best_a_posteriori=v["best_a_posteriori"], best_end_to_end=v["best_end_to_end"],
+                       a_posteriori_over_end_to_end=v["mse_ratio_a_posteriori_over_end_to_end"])
+        rows.append(row)
+    return sorted(rows, key=lambda r: r["beta"])

@@ -83,3 +83,23 @@ def test_aggregation_gives_mean_spread_every_value_and_leaves_stale_points_out(t
     assert orders.loc[("a", "b"), "verdict"] == "a lower in every point"
     assert orders.loc[("b", "c"), "verdict"] == "the points disagree" and orders.loc[("b", "c"), "a lower in"] == 2
     assert orders.loc[("a", "c"), "points"] == 3
+
+
+def test_headline_and_beta_readers_on_synthetic_points():
+    def point(beta, mse_post, mse_vq):
+        return {"params": {"grid_vae.beta": beta}, "overrides": {"grid_vae.beta": beta}, "results": {
+            "01_vae": {"metrics": {"GridVAE": {"mse_per_pixel": mse_post / 2, "active_units": 300, "latent_units": 392}}},
+            "02_w2_quantization": {"metrics": {"rows": [{"VAE": "GridVAE", "method": "kmeans", "K": 64,
+                                                         "mse_per_pixel": mse_post, "bits_per_image": 294.0}]}},
+            "06_comparison": {"metrics": {
+                "headline": [{"quantizer": "kmeans", "test MSE": mse_post}, {"quantizer": "VQ-VAE ema", "test MSE": mse_vq}],
+                "verdict": {"best_a_posteriori": "kmeans", "best_end_to_end": "VQ-VAE ema",
+                            "mse_ratio_a_posteriori_over_end_to_end": mse_post / mse_vq}}}}}
+    points = [point(1.0, 0.008, 0.002), point(0.1, 0.004, 0.002)]
+    values = sweep.headline_values(points[0])
+    assert values == {"kmeans": 0.008, "VQ-VAE ema": 0.002, "mse_ratio_a_posteriori_over_end_to_end": 4.0}
+    rows = sweep.beta_rows(points)
+    assert [(r["beta"], r["method"], r["mse_per_pixel"]) for r in rows] == [(1.0, "kmeans", 0.008), (0.1, "kmeans", 0.004)]
+    summary = sweep.beta_summary(points)
+    assert [r["beta"] for r in summary] == [0.1, 1.0] and summary[1]["a_posteriori_over_end_to_end"] == 4.0
+    assert summary[0]["continuous_mse"] == 0.002 and summary[0]["active_units"] == 300
