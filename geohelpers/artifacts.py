@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -53,13 +52,9 @@ def source_digest() -> str:
 
 @lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
-    out = {}
-    for dist in LIBRARIES:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
+    from .store import versions_of
+
+    return versions_of(LIBRARIES)
 
 
 def identity(kind: str, cfg: Config, sections: Iterable[str] = (), inputs: Mapping[str, str] | None = None,

@@ -276,6 +276,12 @@ VARIANT_LABELS = {
 STARTS_A_POSTERIORI = ("hybrid",)
 
 
+def compared_variants(best: str, variants: Sequence[str]) -> list[str]:
+    """The VQ-VAE variants that get priors and enter the comparison: the best end-to-end one, the variants
+    that start from the a posteriori pipeline (when trained), and ``vanilla``, each once."""
+    return list(dict.fromkeys([best, *[v for v in STARTS_A_POSTERIORI if v in variants], "vanilla"]))
+
+
 def quantizer_kind(quantizer: str) -> str:
     """How a headline quantizer was trained: ``a posteriori``, ``end to end`` (a VQ-VAE that never sees the
     VAE), or ``a posteriori start, fine-tuned end to end`` (the hybrid)."""

@@ -52,14 +52,19 @@ def checkpoint_path(profile: str, name: str) -> Path:
     return artifacts_dir(profile) / f"{name}.pt"
 
 
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for dist in RECORDED_PACKAGES:
+def versions_of(dists: tuple[str, ...]) -> dict[str, str]:
+    """The installed version of each distribution (``"not installed"`` when it is missing)."""
+    versions = {}
+    for dist in dists:
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = "not installed"
     return versions
+
+
+def package_versions() -> dict[str, str]:
+    return {"python": platform.python_version(), **versions_of(RECORDED_PACKAGES)}
 
 
 def machine() -> dict[str, Any]:
