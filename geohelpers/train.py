@@ -169,7 +169,9 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
     stream saved in the checkpoint. ``stop_after`` ends the call after that many finished epochs, as an
     interruption would (the checkpoint is kept). ``on_epoch_end`` may return extra per-epoch records
     (e.g. code usage) to store in the history. Returns the :class:`History`; the model holds the
-    best-validation weights (the last ones when ``patience`` is ``None``) and is left in eval mode.
+    best-validation weights (the last ones when ``patience`` is ``None``) and is left in eval mode on
+    the CPU, where the book's analysis (encoding, quantization, metrics, sampling) runs: ``device`` is
+    the training device only, so a model trained now and one loaded from its checkpoint are the same.
     """
     rule = StoppingRule(max_epochs, patience, min_delta)
     if patience is not None and val is None:
@@ -246,5 +248,5 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
                         "history": history.to_dict(), "epoch": epoch, "tag": tag, "best": best_state}, tmp)
             tmp.replace(path)
-    model.eval()
+    model.eval().to("cpu")
     return history

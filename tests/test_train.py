@@ -113,11 +113,11 @@ class _Toy(nn.Module):
         return (self.w - 1.0).pow(2).sum(), {}
 
 
-def _toy_fit(script, tmp_path=None, **kw):
+def _toy_fit(script, tmp_path=None, device_override="cpu", **kw):
     torch.manual_seed(0)
     model = _Toy(script)
     data = Batches(torch.zeros(4, 1), batch_size=4)
-    hist = fit(model, data, data, lr=0.1, device="cpu", checkpoint=tmp_path / "toy.pt" if tmp_path else None,
+    hist = fit(model, data, data, lr=0.1, device=device_override, checkpoint=tmp_path / "toy.pt" if tmp_path else None,
                tag="toy", **kw)
     return model, hist
 
@@ -165,3 +165,11 @@ def test_stopping_rule_rejects_bad_parameters():
     rule = StoppingRule(10, patience=2, min_delta=0.1)
     assert rule.reason([1.0, 0.95, 0.92]) == "patience"   # neither beats 1.0 by 10 %
     assert rule.reason([1.0, 0.85, 0.84]) is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_model_trained_on_cuda_comes_back_on_the_cpu():
+    """The book's analysis runs on CPU tensors: a model trained on the GPU must be usable there at once."""
+    model, hist = _toy_fit([3.0, 2.0, 2.5, 2.6], max_epochs=4, patience=1, device_override="cuda")
+    assert hist.stop_reason is not None
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
