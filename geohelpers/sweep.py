@@ -179,7 +179,8 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
                   notebooks: Sequence[str] | None = None, scheduler: str | None = None,
                   workers: int | None = None) -> SweepReport:
     """Run every point of ``sweeps`` that is not up to date, in parallel on Dask distributed; write
-    ``sweep.json`` (points, statuses, wall times, workers) beside the points' folders."""
+    ``sweep.json`` beside the points' folders: each point's status, every call (points run, skipped and
+    failed, workers, wall time), and ``workers`` / ``wall_time_s`` of the last call that ran points."""
     from distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
@@ -212,7 +213,8 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
             cluster = None
         else:
             n = workers or min(len(todo), os.cpu_count() or 1)
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+            # dashboard_address ":0": the scheduler's HTTP server takes a free port, never another cluster's
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                    silence_logs=40)
             client = Client(cluster)
         try:
@@ -230,13 +232,21 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
     report.wall_time_s = time.perf_counter() - t0
     root = results_root(profile, name)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "sweep.json").write_text(json.dumps({
+    record_path = root / "sweep.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    call = {"written": now, "workers": report.workers, "wall_time_s": round(report.wall_time_s, 1),
+            "ran": [r["point"] for r in report.done], "up to date": [r["point"] for r in report.skipped],
+            "failed": [r["point"] for r in report.failed]}
+    last_run = call if report.done else record.get("last_run")  # a call that only skips keeps the timing record
+    record_path.write_text(json.dumps({
         "sweep": name, "profile": profile, "values": {k: list(v) for k, v in sweeps.items()}, "overrides": base,
-        "notebooks": names, "workers": report.workers, "wall_time_s": round(report.wall_time_s, 1),
+        "notebooks": names, "workers": (last_run or call)["workers"], "wall_time_s": (last_run or call)["wall_time_s"],
+        "last_run": last_run, "calls": [*record.get("calls", []), call],
         "points": {r["point"]: {"status": status, **{k: r.get(k) for k in ("wall_time_s", "error", "failed_notebook")}}
                    for status, rows in (("ran", report.done), ("up to date", report.skipped),
                                         ("failed", report.failed)) for r in rows},
-        "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2, default=str) + "\n")
+        "written": now}, indent=2, default=str) + "\n")
     return report
 
 
@@ -326,3 +336,155 @@ def beta_summary(points: Sequence[Mapping[str, Any]], beta: str = "grid_vae.beta
                        a_posteriori_over_end_to_end=v["mse_ratio_a_posteriori_over_end_to_end"])
         rows.append(row)
     return sorted(rows, key=lambda r: r["beta"])
+
+
+# --- what notebook 08 shows ---------------------------------------------------------------------------------
+
+def stale_view(stale: Sequence[Mapping[str, Any]]) -> "Any":
+    """The points left out because their stamp is not the one the current code gives: which point, when it
+    was written and with which stamp. They are re-run by the next call of their sweep."""
+    import pandas as pd
+
+    return pd.DataFrame([{"point": p["point"], "notebooks": ", ".join(n[:2] for n in p.get("notebooks", [])),
+                          "written": p.get("written"), "stamp": str(p.get("stamp", ""))[:12]} for p in stale],
+                        columns=["point", "notebooks", "written", "stamp"])
+
+
+def seed_table(points: Sequence[Mapping[str, Any]], column: str = "test MSE") -> "Any":
+    """Notebook 06's headline ``column`` per quantizer, and the verdict's ratios, over the points of a seed
+    sweep: ``mean``, ``std`` (ddof 1), ``n``, ``mean ± std`` and every seed's value (:func:`spread`)."""
+    import pandas as pd
+
+    if not points:
+        return pd.DataFrame(columns=["mean ± std", "mean", "std", "n"])
+    table = spread({p["point"]: headline_values(p, column) for p in points})
+    table.insert(0, "mean ± std", [f"{m:.4g} ± {s:.2g}" if s == s else f"{m:.4g}"
+                                   for m, s in zip(table["mean"], table["std"])])
+    return table
+
+
+def seed_verdicts(points: Sequence[Mapping[str, Any]]) -> "Any":
+    """Per seed, what notebook 06 selected on validation and the headline ratio it reported."""
+    import pandas as pd
+
+    rows = []
+    for p in points:
+        v = p["results"]["06_comparison"]["metrics"]["verdict"]
+        rows.append({"point": p["point"], "best a posteriori": v["best_a_posteriori"],
+                     "best end-to-end": v["best_end_to_end"],
+                     "a posteriori / end-to-end MSE": v["mse_ratio_a_posteriori_over_end_to_end"],
+                     "best adapted / end-to-end MSE": v.get("mse_ratio_adapted_over_end_to_end")})
+    return pd.DataFrame(rows, columns=["point", "best a posteriori", "best end-to-end",
+                                       "a posteriori / end-to-end MSE", "best adapted / end-to-end MSE"])
+
+
+def seed_orders(points: Sequence[Mapping[str, Any]], column: str = "test MSE") -> "Any":
+    """:func:`paired_orders` of the quantizers' headline ``column`` over the points of a seed sweep: a
+    difference between two quantizers counts only when it has the same sign in every seed."""
+    import pandas as pd
+
+    if not points:
+        return pd.DataFrame(columns=["a", "b", "points", "a lower in", "verdict"])
+    values = {p["point"]: headline_values(p, column) for p in points}
+    names = [q for q in next(iter(values.values())) if not q.startswith("mse_ratio")]
+    return paired_orders(values, names)
+
+
+def seed_prose(points: Sequence[Mapping[str, Any]], column: str = "test MSE") -> "Any":
+    """Sentences generated from a seed sweep: whether the selections agree across seeds, the headline ratio's
+    mean and spread, and which orders of the quantizers' ``column`` hold in every seed."""
+    from .report import Prose
+
+    if not points:
+        return Prose("No up-to-date point of the seed sweep is stored for this profile, so no spread is shown: "
+                     "run `python -m geohelpers.run --profile <profile> --sweep seed=0,1,2`.")
+    verdicts = seed_verdicts(points)
+    n = len(points)
+    parts = []
+    for col in ("best a posteriori", "best end-to-end"):
+        chosen = list(dict.fromkeys(verdicts[col]))
+        parts.append(f"the {col} quantizer chosen on validation is {chosen[0]} in all {n} seeds" if len(chosen) == 1
+                     else f"the {col} quantizer chosen on validation changes with the seed ({', '.join(chosen)})")
+    ratio = verdicts["a posteriori / end-to-end MSE"]
+    text = (f"Over {n} seeds, {parts[0]}, and {parts[1]}. The test-MSE ratio of the best a posteriori codebook "
+            f"to the best end-to-end VQ-VAE is {ratio.mean():.3f} ± {ratio.std(ddof=1) if n > 1 else float('nan'):.3f} "
+            f"(mean ± standard deviation; per seed {', '.join(f'{r:.3f}' for r in ratio)}); it is "
+            f"{'above 1 in every seed' if (ratio > 1).all() else 'below 1 in every seed' if (ratio < 1).all() else 'on both sides of 1'}.")
+    orders = seed_orders(points, column)
+    if n > 1:
+        disagree = orders[orders["verdict"] == "the points disagree"]
+        text += (f" Of the {len(orders)} pairs of quantizers, {len(orders) - len(disagree)} keep their order of "
+                 f"{column} in every seed")
+        text += (f"; the seeds disagree on {', '.join(f'{a} vs {b}' for a, b in zip(disagree['a'], disagree['b']))}."
+                 if len(disagree) else ".")
+    return Prose(text)
+
+
+def beta_ratios(points: Sequence[Mapping[str, Any]], end_to_end: str, end_to_end_mse: float, k: int,
+                vae: str = "GridVAE", beta: str = "grid_vae.beta") -> "Any":
+    """Per beta and a posteriori method (notebooks 02, 03, 07; ``vae`` at codebook size ``k``): test MSE and
+    its ratio to the end-to-end VQ-VAE ``end_to_end`` (test MSE ``end_to_end_mse``). A pure end-to-end
+    VQ-VAE never sees the VAE, so beta does not change it: one reference serves every beta."""
+    import pandas as pd
+
+    rows = [{"beta": r["beta"], "method": r["method"], "test MSE": r["mse_per_pixel"],
+             f"MSE / {end_to_end}": r["mse_per_pixel"] / end_to_end_mse}
+            for r in beta_rows(points, beta) if r["VAE"] == vae and r["K"] == k]
+    return pd.DataFrame(rows, columns=["beta", "method", "test MSE", f"MSE / {end_to_end}"]).sort_values(
+        ["method", "beta"], ignore_index=True)
+
+
+def beta_prose(summary: Sequence[Mapping[str, Any]], ratios: "Any", end_to_end: str, k: int) -> "Any":
+    """Sentences generated from the beta sweep: how the GridVAE's continuous MSE and active units move with
+    beta, and each method's MSE ratio to the end-to-end VQ-VAE at the smallest and the largest beta."""
+    from .report import METHOD_LABELS, Prose
+
+    if len(summary) < 2 or ratios.empty:
+        return Prose("Fewer than two up-to-date points of the beta sweep are stored for this profile: run "
+                     "`python -m geohelpers.run --profile <profile> --sweep grid_vae.beta=0.1,0.3,1.0 "
+                     "--only 01 02 03 07`.")
+    lo, hi = summary[0], summary[-1]
+    text = (f"From beta = {lo['beta']:g} to beta = {hi['beta']:g}, the GridVAE's continuous test MSE goes from "
+            f"{lo['continuous_mse']:.5f} to {hi['continuous_mse']:.5f} and its active units from "
+            f"{lo['active_units']} to {hi['active_units']} of {lo['latent_units']}.")
+    col = f"MSE / {end_to_end}"
+    pieces = []
+    for method, sub in ratios.groupby("method", sort=False):
+        sub = sub.sort_values("beta")
+        a, b = sub.iloc[0][col], sub.iloc[-1][col]
+        pieces.append(f"{METHOD_LABELS.get(method, method)} {a:.2f} → {b:.2f}")
+    best = ratios.loc[ratios.groupby("beta")[col].idxmin()]
+    text += (f" At K = {k}, each a posteriori codebook's test MSE over that of {end_to_end} goes "
+             + "; ".join(pieces) + ". The lowest ratio is "
+             + ", ".join(f"{METHOD_LABELS.get(m, m)} at beta = {b:g} ({r:.2f})"
+                         for b, m, r in zip(best["beta"], best["method"], best[col])) + ".")
+    return Prose(text)
+
+
+def sweep_times(profile: str, name: str, root: Path | None = None) -> tuple["Any", dict[str, Any]]:
+    """Wall time of every point of a stored sweep (each notebook and in all, its worker and threads), and
+    the sweep's own record (``sweep.json``: workers and wall time of the last call)."""
+    import pandas as pd
+
+    root = root or results_root(profile, name)
+    rows = []
+    for path in sorted(root.glob("*/point.json")):
+        p = json.loads(path.read_text())
+        rows.append({"point": p["point"], **{n[:2]: s for n, s in p.get("seconds", {}).items()},
+                     "total (s)": p.get("wall_time_s"), "threads": p.get("threads"), "worker": p.get("worker")})
+    record = json.loads((root / "sweep.json").read_text()) if (root / "sweep.json").exists() else {}
+    return pd.DataFrame(rows), {k: record.get(k) for k in ("workers", "wall_time_s", "written")}
+
+
+def beta_rd_frame(points: Sequence[Mapping[str, Any]], vae: str, beta: str = "grid_vae.beta") -> "Any":
+    """:func:`beta_rows` of one VAE as a frame for :func:`geohelpers.plots.rate_distortion`: methods by
+    their book labels, and a ``panel`` column naming the beta (one panel per beta)."""
+    import pandas as pd
+
+    from .report import METHOD_LABELS
+
+    rows = pd.DataFrame(beta_rows(points, beta), columns=["beta", "VAE", "method", "K", "mse_per_pixel",
+                                                          "bits_per_image"])
+    rows = rows[rows["VAE"] == vae].sort_values(["beta", "method", "K"], ignore_index=True)
+    return rows.assign(method=rows["method"].replace(METHOD_LABELS),
+                       panel=[f"{vae}, β = {b:g}" for b in rows["beta"]])

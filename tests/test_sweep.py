@@ -51,6 +51,11 @@ def test_a_two_point_sweep_runs_on_a_local_cluster_then_skips_and_keeps_results_
     run.main(QUICK_POINT + ["--sweep", "seed=0,1"])
     out = capsys.readouterr().out
     assert "0 ran, 2 up to date, 0 failed" in out
+    again = json.loads((root / "sweep.json").read_text())  # a call that only skips keeps the timing record
+    assert again["workers"] == 2 and again["wall_time_s"] == summary["wall_time_s"]
+    assert [c["ran"] for c in again["calls"]] == [["seed=0", "seed=1"], []]
+    times, record = sweep.sweep_times("quick", "seed", root=root)
+    assert list(times["point"]) == ["seed=0", "seed=1"] and (times["01"] > 0).all() and record["workers"] == 2
     # a point with a bad value fails at once, naming the parameter; the other point runs and keeps its results
     with pytest.raises(SystemExit) as exc:
         run.main(QUICK_POINT + ["--sweep", "grid_vae.beta=0.1,-1"])
@@ -103,3 +108,45 @@ def test_headline_and_beta_readers_on_synthetic_points():
     summary = sweep.beta_summary(points)
     assert [r["beta"] for r in summary] == [0.1, 1.0] and summary[1]["a_posteriori_over_end_to_end"] == 4.0
     assert summary[0]["continuous_mse"] == 0.002 and summary[0]["active_units"] == 300
+
+
+def _headline_point(name, seed, mse, best_post="kmeans", ratio=None):
+    post, vq = mse
+    return {"point": name, "params": {"seed": seed}, "overrides": {"seed": seed}, "results": {"06_comparison": {"metrics": {
+        "headline": [{"quantizer": "kmeans", "test MSE": post}, {"quantizer": "w2", "test MSE": post * 1.1},
+                     {"quantizer": "VQ-VAE ema", "test MSE": vq}],
+        "verdict": {"best_a_posteriori": best_post, "best_end_to_end": "VQ-VAE ema",
+                    "mse_ratio_a_posteriori_over_end_to_end": ratio or post / vq}}}}}
+
+
+def test_seed_views_give_the_spread_and_sentences_the_numbers_support():
+    points = [_headline_point("seed=0", 0, (0.004, 0.002)), _headline_point("seed=1", 1, (0.0042, 0.0019)),
+              _headline_point("seed=2", 2, (0.0038, 0.0043), best_post="w2")]
+    table = sweep.seed_table(points)
+    assert table.loc["kmeans", "mean"] == pytest.approx(0.004) and table.loc["kmeans", "n"] == 3
+    assert table.loc["kmeans", "mean ± std"] == "0.004 ± 0.0002" and table.loc["VQ-VAE ema", "seed=2"] == 0.0043
+    text = str(sweep.seed_prose(points))
+    assert "changes with the seed (kmeans, w2)" in text and "in all 3 seeds" in text  # best end-to-end: always ema
+    assert "on both sides of 1" in text  # ratios 2.0, 2.21, 0.88
+    assert "kmeans vs VQ-VAE ema" in text and "w2 vs VQ-VAE ema" in text and "kmeans vs w2" not in text
+    empty = str(sweep.seed_prose([]))
+    assert "No up-to-date point" in empty and sweep.seed_table([]).empty
+
+
+def test_beta_views_compare_every_beta_with_one_end_to_end_reference():
+    def point(beta, mse, active):
+        return {"params": {"grid_vae.beta": beta}, "overrides": {"grid_vae.beta": beta}, "results": {
+            "01_vae": {"metrics": {"GridVAE": {"mse_per_pixel": mse / 4, "active_units": active, "latent_units": 392}}},
+            "02_w2_quantization": {"metrics": {"rows": [
+                {"VAE": "GridVAE", "method": m, "K": k, "mse_per_pixel": mse * f * (2 if k == 16 else 1),
+                 "bits_per_image": 49 * (4 if k == 16 else 9)} for m, f in (("kmeans", 1.0), ("w2", 1.5))
+                for k in (16, 512)]}}}}
+    points = [point(1.0, 0.008, 60), point(0.1, 0.004, 300)]
+    ratios = sweep.beta_ratios(points, "VQ-VAE ema", 0.002, k=512)
+    assert list(ratios["method"]) == ["kmeans", "kmeans", "w2", "w2"] and list(ratios["beta"]) == [0.1, 1.0, 0.1, 1.0]
+    assert list(ratios["MSE / VQ-VAE ema"]) == pytest.approx([2.0, 4.0, 3.0, 6.0])
+    text = str(sweep.beta_prose(sweep.beta_summary(points), ratios, "VQ-VAE ema", 512))
+    assert "from 0.00100 to 0.00200" in text and "from 300 to 60 of 392" in text
+    assert "2.00 → 4.00" in text and "3.00 → 6.00" in text
+    assert "at beta = 0.1 (2.00)" in text and "at beta = 1 (4.00)" in text
+    assert "Fewer than two" in str(sweep.beta_prose(sweep.beta_summary(points[:1]), ratios, "VQ-VAE ema", 512))
