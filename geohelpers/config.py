@@ -155,7 +155,7 @@ class VQVAEConfig:
 
 PRIOR_KINDS = ("pixelcnn", "transformer")
 CODEBOOK_METHODS = ("kmeans", "w2", "geodesic")
-PULLBACK_METHODS = ("pullback_mean", "pullback_position", "pullback_geodesic")
+PULLBACK_METHODS = ("pullback_mean", "pullback_position", "pullback_vector", "pullback_geodesic")
 
 
 @dataclass(frozen=True)
@@ -266,6 +266,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "grid_vae.channels": (32, 64), "grid_vae.latent_dim": 64, "grid_vae.beta": 1.0,
         "grid_vae.max_epochs": 20, "grid_vae.batch_size": 128, "grid_vae.lr": 1e-3,
         "quantize.ks": (128, 512), "quantize.n_landmarks": 10_000, "quantize.knn": 15,
+        "quantize.kmeans_max_iter": 1_000,  # K-means runs to its tolerance, as at standard
         "vqvae.ks": (512, 128), "vqvae.max_epochs": 20, "vqvae.lr": 1e-3,
         "prior.pixelcnn_channels": 128, "prior.pixelcnn_layers": 8, "prior.transformer_dim": 256,
         "prior.transformer_layers": 4, "prior.transformer_heads": 8, "prior.max_epochs": 20, "prior.lr": 1e-3,

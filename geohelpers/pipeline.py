@@ -100,16 +100,24 @@ def make_codebook(method: str, k: int, cfg: Config, metric: np.ndarray | None = 
 
 
 def fit_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents, metric: np.ndarray | None = None,
-                 ) -> tuple[Codebook, bool]:
+                 vectors: VectorMetrics | None = None) -> tuple[Codebook, bool]:
     """Fit a codebook on the training vectors, or load it when an up-to-date one is stored.
 
     Returns the codebook and whether it was fitted now. ``metric`` is for the decoder-aware methods
-    (:func:`make_codebook`); the identity (:func:`codebook_tag`) covers the quantize parameters that fix
-    how it is estimated.
+    (:func:`make_codebook`); ``pullback_vector`` is fitted on ``vectors`` instead (a subsample of the
+    training vectors with their own metrics, :func:`pullback_metrics`). The identity
+    (:func:`codebook_tag`) covers the quantize parameters that fix how it is estimated.
     """
     path = codebook_path(kind, method, k, cfg)
     if path.exists():
         return Codebook.load(path), False
+    if method == "pullback_vector":
+        if vectors is None:
+            raise ValueError("parameter 'vectors' is missing; allowed: the training vectors with their own metrics "
+                             "(pipeline.pullback_metrics(...).vectors)")
+        cb = make_codebook(method, k, cfg, metric).fit(vectors.mu, vectors.sigma, metrics=vectors.metrics)
+        cb.save(path)
+        return cb, True
     cb = make_codebook(method, k, cfg, metric).fit(train.vectors_mu, train.vectors_sigma)
     cb.save(path)
     return cb, True
@@ -782,19 +790,32 @@ def draw_generators(decoders: dict[str, object], cfg: Config, k: int, n: int, ti
 # --- decoder-aware codebooks (notebook 07) ---------------------------------------------------------------------
 
 @dataclass
+class VectorMetrics:
+    """Training vectors and each one's own pullback metric (ridge included), for ``pullback_vector``."""
+
+    mu: np.ndarray             # (N * P, d)
+    sigma: np.ndarray          # (N * P, d)
+    metrics: np.ndarray        # (N * P, d, d)
+
+
+@dataclass
 class PullbackMetrics:
-    """The mean pullback metric of each vector position of one VAE, and how it was estimated."""
+    """The mean pullback metric of each vector position of one VAE, how it was estimated, and the same
+    images' vectors with their own metrics."""
 
     metrics: np.ndarray        # (P, d, d) mean over the images, ridge included
     split_half_error: float    # relative Frobenius difference of two independent half-probe estimates
     seconds: float
     n_images: int
     n_probes: int
+    vectors: VectorMetrics | None = None
 
 
 def pullback_metrics(vae: VAE, train: Latents, cfg: Config) -> PullbackMetrics:
     """Mean pullback metric per position over ``quantize.pullback_images`` training images (the first
-    ones of a seeded permutation), ``quantize.pullback_probes`` probes each, plus the relative ridge.
+    ones of a seeded permutation), ``quantize.pullback_probes`` probes each, plus the relative ridge;
+    and the same images' vectors with each one's own metric (another ``pullback_probes`` probes, the
+    ridge), on which ``pullback_vector`` is fitted. ``seconds`` is the time of the mean metrics.
 
     The estimator's noise is measured by splitting the probes into two independent halves: the relative
     difference of the two half estimates, over sqrt(2), is the standard error of one half, and the full
@@ -812,8 +833,11 @@ def pullback_metrics(vae: VAE, train: Latents, cfg: Config) -> PullbackMetrics:
     b = pullback_module.mean_metrics(vae, mu, other, seed=cfg.seed + 10_000_019)
     mean = (half * a + other * b) / (half + other)
     err = float(np.linalg.norm(a - b) / np.linalg.norm(mean))
-    return PullbackMetrics(pullback_module.with_ridge(mean, q.pullback_ridge), err, time.perf_counter() - t0,
-                           len(idx), q.pullback_probes)
+    seconds = time.perf_counter() - t0
+    g = pullback_module.latent_vector_metrics(vae, mu, q.pullback_probes, q.pullback_ridge, seed=cfg.seed + 20_000_003)
+    vectors = VectorMetrics(vae.to_vectors(mu).numpy(), vae.to_vectors(train.sigma[idx]).numpy(), g)
+    return PullbackMetrics(pullback_module.with_ridge(mean, q.pullback_ridge), err, seconds, len(idx),
+                           q.pullback_probes, vectors)
 
 
 def pullback_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]], metrics: dict[str, PullbackMetrics],
@@ -842,7 +866,7 @@ def pullback_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]],
                 continue
             for k in tqdm(cfg.quantize.ks, desc=f"{name} {method}"):
                 with times(f"fit {method}"):
-                    cb, _ = fit_codebook(kind, method, k, cfg, train, metrics[name].metrics)
+                    cb, _ = fit_codebook(kind, method, k, cfg, train, metrics[name].metrics, metrics[name].vectors)
                 with times("evaluate"):
                     res, _ = evaluate_codebook(cb, vae, test, x_test)
                 books[name, method, k] = cb
@@ -955,28 +979,28 @@ def adaptation_rows(books: dict[str, Codebook], vae: VAE, lat: dict[str, Latents
     return rows, adapted
 
 
-def grid_codebooks_at(k: int, cfg: Config, train: Latents, metric: np.ndarray) -> dict[str, Codebook]:
+def grid_codebooks_at(k: int, cfg: Config, train: Latents, pullback: PullbackMetrics) -> dict[str, Codebook]:
     """Every a posteriori codebook of the GridVAE at size ``k`` (notebooks 02, 03 and the decoder-aware
-    ones of notebook 07), loaded when stored, fitted otherwise (``metric``: the mean pullback metric)."""
+    ones of notebook 07), loaded when stored, fitted otherwise (``pullback``: :func:`pullback_metrics`)."""
     from .config import PULLBACK_METHODS
 
     books = {m: fit_codebook("grid", m, k, cfg, train)[0] for m in ("kmeans", "w2")}
     books["geodesic"] = fit_geodesic_codebooks("grid", cfg, train, ks=(k,))[0][k]
     for m in PULLBACK_METHODS:
         if m == "pullback_geodesic":
-            books[m] = fit_geodesic_codebooks("grid", cfg, train, ks=(k,), method=m, metric=metric)[0][k]
+            books[m] = fit_geodesic_codebooks("grid", cfg, train, ks=(k,), method=m, metric=pullback.metrics)[0][k]
         else:
-            books[m] = fit_codebook("grid", m, k, cfg, train, metric)[0]
+            books[m] = fit_codebook("grid", m, k, cfg, train, pullback.metrics, pullback.vectors)[0]
     return books
 
 
-def a_posteriori_table(vae: VAE, lat: dict[str, Latents], data: MNIST, cfg: Config, metric: np.ndarray,
+def a_posteriori_table(vae: VAE, lat: dict[str, Latents], data: MNIST, cfg: Config, pullback: PullbackMetrics,
                        ks: tuple[int, ...]) -> tuple[list[dict], dict[tuple[str, int], Codebook]]:
     """Every a posteriori codebook of the GridVAE (:func:`grid_codebooks_at`) at each K of ``ks``, with its
     validation MSE (for selection) and its test metrics (for the report)."""
     rows, books = [], {}
     for k in ks:
-        for method, cb in grid_codebooks_at(k, cfg, lat["train"], metric).items():
+        for method, cb in grid_codebooks_at(k, cfg, lat["train"], pullback).items():
             books[method, k] = cb
             val = metrics.mse_per_pixel(data.val_x, cb.decode_images(vae, cb.encode_latents(vae, lat["val"].mu,
                                                                                             lat["val"].sigma)))

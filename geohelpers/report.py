@@ -28,6 +28,7 @@ FORMATS: dict[str, str] = {
 METHOD_LABELS = {"kmeans": "K-means on μ", "w2": "W2 K-means on [μ, σ]", "geodesic": "geodesic K-medoids",
                  "pullback_mean": "K-means under the mean pullback metric",
                  "pullback_position": "K-means under per-position pullback metrics",
+                 "pullback_vector": "K-means under every vector's own pullback metric",
                  "pullback_geodesic": "geodesic K-medoids under the mean pullback metric"}
 
 
@@ -541,6 +542,14 @@ def pullback_verdict(rows: pd.DataFrame, kmeans_rows: pd.DataFrame, k: int) -> t
             lines.append(f"Graph geodesics under the mean metric reach {_span(geo)} times the MSE of straight lines "
                          f"in it (K-means under the same metric): they are {where}.")
             numbers[f"{vae[:4].lower()}_geodesic_over_straight_max"] = float(geo.max())
+        if {"pullback_vector", "pullback_position"} <= set(mine.columns):
+            own = mine["pullback_vector"] / mine["pullback_position"]
+            better = int((own < 1).sum())
+            where = ("lower at every K" if better == len(own) else "higher at every K" if better == 0
+                     else f"lower at {better} of {len(own)} K")
+            lines.append(f"Every vector's own metric, at fit and at encoding, gives {_span(own)} times the MSE of "
+                         f"one mean metric per position: {where}.")
+            numbers[f"{vae[:4].lower()}_vector_over_position_max"] = float(own.max())
     return Prose(" ".join(lines)), numbers
 
 

@@ -177,3 +177,24 @@ def test_the_whole_package_source_enters_identities_but_presentation_does_not():
 
     assert {"train.py", "data.py", "metrics.py"}.isdisjoint(artifacts.PRESENTATION)
     assert "report.py" in artifacts.PRESENTATION and len(artifacts.source_digest()) == 16
+
+
+def test_every_decoder_aware_codebook_is_fitted_from_the_pullback_metrics_and_reloads(small, tmp_home):
+    """``pullback_metrics`` gives the mean metrics and the subsample's own metrics; ``pullback_vector`` is
+    fitted on the latter (its vectors are the subsample's), stored, reloaded, and encodes test latents."""
+    from geohelpers.config import PULLBACK_METHODS
+
+    vae, x, cfg, train, test = small
+    cfg = resolve("quick", {"quantize.n_landmarks": 200, "quantize.knn": 5, "quantize.ks": [8, 16], "prior.ks": [16],
+                            "quantize.pullback_images": 10, "quantize.pullback_probes": 4})
+    pb = pipeline.pullback_metrics(vae, train, cfg)
+    assert pb.metrics.shape == (49, 2, 2) and pb.vectors.metrics.shape == (10 * 49, 2, 2)
+    assert pb.vectors.mu.shape == (10 * 49, 2) and np.all(np.linalg.eigvalsh(pb.vectors.metrics) > 0)
+    books = pipeline.grid_codebooks_at(16, cfg, train, pb)
+    assert set(PULLBACK_METHODS) <= set(books) and books["pullback_vector"].method == "pullback_vector"
+    again = pipeline.grid_codebooks_at(16, cfg, train, pb)["pullback_vector"]
+    assert np.array_equal(again.codewords, books["pullback_vector"].codewords)
+    res, codes = pipeline.evaluate_codebook(again, vae, test, x[40:])
+    assert codes.shape == (20, 7, 7) and 0 < res["usage"] <= 1
+    with pytest.raises(ValueError, match="'vectors' is missing"):
+        pipeline.fit_codebook("grid", "pullback_vector", 8, cfg, train, pb.metrics)

@@ -149,7 +149,7 @@ def test_codebooks_save_and_load(tmp_path):
     (lambda: PullbackMeanCodebook(4), "'metric' is missing"),
     (lambda: PullbackPositionCodebook(4, metrics=np.eye(2)), "'metrics' has shape (2, 2)"),
     (lambda: PullbackPositionCodebook(4, metrics=np.stack([np.eye(2), -np.eye(2)])), "'metrics' is not positive definite"),
-    (lambda: build_pullback_codebook("pullback_vector", 4, np.eye(2), None), "'method' is 'pullback_vector'"),
+    (lambda: build_pullback_codebook("pullback_any", 4, np.eye(2), None), "'method' is 'pullback_any'"),
     (lambda: probe_metrics(tiny("grid"), torch.zeros(1, 2, 7, 7), 0), "'n_probes' is 0"),
 ])
 def test_bad_parameters_name_themselves(build, message):

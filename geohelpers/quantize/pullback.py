@@ -477,11 +477,15 @@ class PullbackGeodesicCodebook(GeodesicCodebook):
 def build_pullback_codebook(method: str, k: int, metric: np.ndarray, quantize_cfg: Any, seed: int = 0) -> Codebook:
     """A decoder-aware codebook of ``method`` with the profile's parameters: ``pullback_mean`` and
     ``pullback_geodesic`` take one (d, d) metric (the mean over positions of a (P, d, d) one is taken),
-    ``pullback_position`` one per position."""
+    ``pullback_position`` one per position; ``pullback_vector`` takes none here (its ``fit`` takes the
+    metric of every training vector) and estimates the metrics of the vectors it encodes with the
+    profile's probes and ridge."""
     if method not in PULLBACK_METHODS:
         raise ValueError(f"parameter 'method' is {method!r}; allowed: {', '.join(PULLBACK_METHODS)}")
     q = quantize_cfg
     kw = {"max_iter": q.kmeans_max_iter, "init_sample": q.kmeans_init_sample, "tol": q.kmeans_tol}
+    if method == "pullback_vector":
+        return PullbackVectorCodebook(k, seed, n_probes=q.pullback_probes, ridge=q.pullback_ridge, **kw)
     metric = np.asarray(metric, dtype=np.float64)
     mean = metric.mean(0) if metric.ndim == 3 else metric
     if method == "pullback_mean":
