@@ -105,7 +105,8 @@ def fit_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents, me
 
     Returns the codebook and whether it was fitted now. ``metric`` is for the decoder-aware methods
     (:func:`make_codebook`); ``pullback_vector`` is fitted on ``vectors`` instead (a subsample of the
-    training vectors with their own metrics, :func:`pullback_metrics`). The identity
+    training vectors with their own metrics, :func:`pullback_metrics`), starting from the codewords of
+    ``pullback_position`` at the same K (fitted or loaded first). The identity
     (:func:`codebook_tag`) covers the quantize parameters that fix how it is estimated.
     """
     path = codebook_path(kind, method, k, cfg)
@@ -115,7 +116,8 @@ def fit_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents, me
         if vectors is None:
             raise ValueError("parameter 'vectors' is missing; allowed: the training vectors with their own metrics "
                              "(pipeline.pullback_metrics(...).vectors)")
-        cb = make_codebook(method, k, cfg, metric).fit(vectors.mu, vectors.sigma, metrics=vectors.metrics)
+        start = fit_codebook(kind, "pullback_position", k, cfg, train, metric)[0].codewords
+        cb = make_codebook(method, k, cfg, metric).fit(vectors.mu, vectors.sigma, metrics=vectors.metrics, init=start)
         cb.save(path)
         return cb, True
     cb = make_codebook(method, k, cfg, metric).fit(train.vectors_mu, train.vectors_sigma)

@@ -259,3 +259,35 @@ def test_vector_codebook_encodes_latents_with_their_own_metrics_and_round_trips(
         cb.encode(z, metrics=g[:5])
     with pytest.raises(ValueError, match="'n_probes' is 0"):
         PullbackVectorCodebook(4, n_probes=0)
+
+
+def test_vector_codebook_warm_start_keeps_a_fixed_point_and_checks_its_shape():
+    from geohelpers.quantize.pullback import PullbackVectorCodebook
+
+    x = clustered()
+    per_position = random_spd(np.random.default_rng(1), 4, 2)
+    tiled = per_position[np.tile(np.arange(4), len(x) // 4)]
+    cold = PullbackVectorCodebook(8, seed=3, init_sample=500, tol=0.0, max_iter=200).fit(x, metrics=tiled)
+    warm = PullbackVectorCodebook(8, seed=9, init_sample=500, tol=0.0).fit(x, metrics=tiled, init=cold.codewords)
+    # started at a fixed point of the weighted Lloyd map, it stays there and stops at once
+    assert np.allclose(warm.codewords, cold.codewords, atol=1e-6) and warm.fit_seconds["iterations"] <= 2
+    assert warm.inertia <= cold.inertia * (1 + 1e-9)
+    with pytest.raises(ValueError, match="'init' has shape"):
+        PullbackVectorCodebook(8).fit(x, metrics=tiled, init=cold.codewords[:5])
+
+
+def test_vector_metrics_are_computed_once_per_decoder_state():
+    from geohelpers.quantize import pullback
+
+    vae = tiny("grid")
+    mu = torch.randn(6, *vae.latent_shape)
+    first = pullback.cached_vector_metrics(vae, mu, n_probes=4, ridge=1e-3)
+    assert pullback.cached_vector_metrics(vae, mu, n_probes=4, ridge=1e-3) is first
+    assert np.array_equal(first, pullback.latent_vector_metrics(vae, mu, 4, 1e-3))
+    # other latents with equal values, other probes: computed again
+    assert pullback.cached_vector_metrics(vae, mu.clone(), n_probes=4, ridge=1e-3) is not first
+    assert pullback.cached_vector_metrics(vae, mu, n_probes=2, ridge=1e-3) is not first
+    with torch.no_grad():  # a decoder step (as decoder adaptation takes) invalidates the cached metrics
+        [p for p in vae.parameters() if p.dim() > 1][-1].mul_(1.5)  # the decoder's last weights
+    again = pullback.cached_vector_metrics(vae, mu, n_probes=4, ridge=1e-3)
+    assert again is not first and not np.array_equal(again, first)

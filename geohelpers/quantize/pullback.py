@@ -386,6 +386,32 @@ def latent_vector_metrics(vae: Any, mu: torch.Tensor, n_probes: int, ridge: floa
     return g.reshape(-1, g.shape[-1], g.shape[-1])
 
 
+_METRIC_CACHE: list[tuple[tuple, Any, torch.Tensor, np.ndarray]] = []
+
+
+def _parameter_state(vae: Any) -> tuple:
+    """The in-place version counter of every parameter: it changes whenever an optimizer step (or any other
+    in-place write) changes a weight, so a cached metric of a since-adapted decoder is never reused."""
+    return tuple(p._version for p in vae.parameters())
+
+
+def cached_vector_metrics(vae: Any, mu: torch.Tensor, n_probes: int, ridge: float, seed: int = 0,
+                          size: int = 4) -> np.ndarray:
+    """:func:`latent_vector_metrics`, remembered for the last ``size`` calls: a notebook encodes the same
+    test latents with the codebook of every K, and the metrics (the expensive part) do not depend on K.
+
+    A hit needs the very same VAE object with unchanged weights, the very same ``mu`` tensor (identity,
+    unmodified since: its version counter), and the same probes, ridge and seed."""
+    key = (id(vae), _parameter_state(vae), id(mu), mu._version, int(n_probes), float(ridge), int(seed))
+    for k, model, tensor, g in _METRIC_CACHE:
+        if k == key and model is vae and tensor is mu:
+            return g
+    g = latent_vector_metrics(vae, mu, n_probes, ridge, seed=seed)
+    _METRIC_CACHE.append((key, vae, mu, g))
+    del _METRIC_CACHE[:-size]
+    return g
+
+
 class PullbackVectorCodebook(Codebook):
     """Jacobian-weighted K-means: the metric of every vector, at fit and at encoding (module docstring).
 
@@ -418,12 +444,20 @@ class PullbackVectorCodebook(Codebook):
             raise ValueError(f"parameter 'metrics' has shape {g.shape}; allowed: {(len(mu), mu.shape[1], mu.shape[1])}")
         return g
 
-    def fit(self, mu: np.ndarray, sigma: np.ndarray | None = None, metrics: Any = None) -> "PullbackVectorCodebook":
-        """Weighted Lloyd under the vectors' own metrics, from a k-means++ start whitened by their mean."""
+    def fit(self, mu: np.ndarray, sigma: np.ndarray | None = None, metrics: Any = None,
+            init: np.ndarray | None = None) -> "PullbackVectorCodebook":
+        """Weighted Lloyd under the vectors' own metrics, from ``init`` (K, d) codewords when given (for
+        instance the per-position codebook's, which are already fitted under the decoder's metric, so far
+        fewer iterations are needed), else from a k-means++ start whitened by the metrics' mean."""
         mu, _ = _check_vectors(mu, sigma)
         g = self._check(mu, metrics)
         t0 = time.perf_counter()
-        centres = plusplus_start(mu, self.k, check_metric(g.mean(0)), self.init_sample, self.seed)
+        if init is None:
+            centres = plusplus_start(mu, self.k, check_metric(g.mean(0)), self.init_sample, self.seed)
+        else:
+            centres = np.array(init, dtype=mu.dtype)
+            if centres.shape != (self.k, mu.shape[1]) or not np.isfinite(centres).all():
+                raise ValueError(f"parameter 'init' has shape {centres.shape}; allowed: finite ({self.k}, {mu.shape[1]})")
         self.codewords, self.inertia, it = weighted_lloyd(
             mu, centres, lambda c: metric_costs(mu, g, c), lambda codes, c: metric_m_step(mu, g, codes, c, self.k),
             self.max_iter, self.tol)
@@ -436,8 +470,9 @@ class PullbackVectorCodebook(Codebook):
         return metric_costs(mu, self._check(mu, metrics), self.codewords)[1]
 
     def encode_latents(self, vae: Any, mu: torch.Tensor, sigma: torch.Tensor, seed: int = 0) -> np.ndarray:
-        """Latents of B images -> (B, *vae.code_shape) codes, each vector under its own metric."""
-        g = latent_vector_metrics(vae, mu, self.n_probes, self.ridge, seed=seed)
+        """Latents of B images -> (B, *vae.code_shape) codes, each vector under its own metric (the metrics
+        of the same latents under the same, unchanged decoder are computed once: :func:`cached_vector_metrics`)."""
+        g = cached_vector_metrics(vae, mu, self.n_probes, self.ridge, seed=seed)
         codes = self.encode(vae.to_vectors(mu).numpy(), vae.to_vectors(sigma).numpy(), metrics=g)
         return codes.reshape(len(mu), *vae.code_shape)
 
