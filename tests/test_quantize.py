@@ -275,6 +275,18 @@ def test_more_landmarks_than_vectors_and_other_bad_calls_raise(rng):
 
 
 # --- search ---------------------------------------------------------------------------------------
+def test_importing_the_search_keeps_the_thread_count_the_environment_asks_for():
+    """faiss and torch share one OpenMP runtime: the search must not override ``OMP_NUM_THREADS``."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch; before = torch.get_num_threads(); import geohelpers.pipeline; "
+            "print(before, torch.get_num_threads())")
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.split() == [threads, threads], out.stdout
 def test_nearest_and_nearest_k_equal_brute_force(rng):
     centres = rng.normal(size=(300, 5)).astype(np.float32)
     x = rng.normal(size=(2000, 5)).astype(np.float32)

@@ -8,6 +8,11 @@ dimensions, 2 cores):
 - :func:`nearest_k` (``k > 1``, e.g. the geodesic assignment's candidate landmarks): scipy's ``cKDTree``
   with one worker per core, 6.4 s for the 8 nearest of 10,000 landmarks, where faiss's per-query heaps
   take 27 s. Latent vectors are effectively low-dimensional (few active units), which suits a KD-tree.
+
+Threads: faiss runs on OpenMP's default team, which honours ``OMP_NUM_THREADS`` like torch does. This
+module never sets it: faiss and torch share one OpenMP runtime here, so a ``faiss.omp_set_num_threads``
+at import would silently change torch's thread count too (and with it the float reductions of every model
+trained after the import, and the wall times of a run started with ``OMP_NUM_THREADS=1``).
 """
 
 from __future__ import annotations
@@ -17,8 +22,6 @@ import os
 import faiss
 import numpy as np
 from scipy.spatial import cKDTree
-
-faiss.omp_set_num_threads(os.cpu_count() or 1)
 
 
 def nearest(centres: np.ndarray, x: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
