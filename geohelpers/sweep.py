@@ -229,6 +229,10 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
             client.close()
             if cluster is not None:
                 cluster.close()
+    # points finish in any order; the report and sweep.json list them in the sweep's own order
+    order = {point.name: i for i, point in enumerate(points(sweeps))}
+    for rows in (report.done, report.skipped, report.failed):
+        rows.sort(key=lambda r: order.get(r["point"], len(order)))
     report.wall_time_s = time.perf_counter() - t0
     root = results_root(profile, name)
     root.mkdir(parents=True, exist_ok=True)
