@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,9 +79,13 @@ def ensure_mnist(root: str | Path | None = None) -> Path:
             continue
         if not gz.exists():
             raise MNISTDataError(f"MNIST file {gz} is missing; {_restore_hint(gz)}")
-        tmp = out.with_suffix(".tmp")
+        # a name of this process's own: processes that unpack at once (a sweep's points, a second run
+        # beside the book's) each write their copy and rename it into place, never one another's
+        fd, name_tmp = tempfile.mkstemp(prefix=f"{out.name}.", suffix=".tmp", dir=raw)
+        tmp = Path(name_tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the data is not
         try:
-            with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+            with os.fdopen(fd, "wb") as dst, gzip.open(gz, "rb") as src:
                 for block in iter(lambda: src.read(1 << 22), b""):
                     dst.write(block)
         except (OSError, EOFError, zlib.error) as err:

@@ -92,6 +92,29 @@ def test_a_tampered_uncompressed_file_is_rewritten(tmp_path):
     assert (raw / "t10k-labels-idx1-ubyte").stat().st_size == MNIST_FILES["t10k-labels-idx1-ubyte"][0]
 
 
+def test_an_unpack_that_starts_while_another_is_writing_does_not_break_it(tmp_path, monkeypatch):
+    """A sweep's points, or a second run beside the book's, may unpack the same copy at the same moment.
+    Here a second unpack runs to its end while the first is still writing: each writes a temporary file of
+    its own, so neither renames the other's away (a shared ``.tmp`` name made the first fail)."""
+    import geohelpers.data as data_module
+
+    raw = _copy_raw(tmp_path)
+    real_md5, nested = data_module._md5, []
+
+    def check_after_another_unpack_ran(path):
+        if str(path).endswith(".tmp") and not nested:
+            nested.append(True)
+            ensure_mnist(tmp_path)  # the other process, from start to end, between this one's write and rename
+        return real_md5(path)
+
+    monkeypatch.setattr(data_module, "_md5", check_after_another_unpack_ran)
+    ensure_mnist(tmp_path)
+    assert nested
+    for name, (size, _) in MNIST_FILES.items():
+        assert (raw / name).stat().st_size == size
+    assert not list(raw.glob("*.tmp"))
+
+
 def test_batches_cover_each_item_once_per_epoch_and_replay_exactly():
     x = torch.arange(10).float()
     b = Batches(x, batch_size=4, shuffle=True, seed=3)
