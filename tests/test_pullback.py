@@ -222,6 +222,51 @@ def test_vector_costs_and_m_step_match_brute_force():
     assert_minimiser(objective, new, rng)
 
 
+def test_terms_computed_once_per_fit_give_the_per_iteration_results_bit_for_bit():
+    """The Lloyd loops compute the float64 terms of the vectors once per fit (metric_terms, the bincount
+    columns, the positions); the steps must equal, to the last bit, the same steps computed from scratch
+    as each iteration once did (every term recomputed chunk by chunk, strided float32 bincount weights)."""
+    from geohelpers.quantize.pullback import metric_costs, metric_m_step, metric_terms
+
+    rng = np.random.default_rng(9)
+    x = clustered(n_images=300, p=4, d=3)
+    g = random_spd(rng, len(x), 3).astype(np.float32)
+    centres = x[rng.choice(len(x), 7, replace=False)]
+    chunk = 97
+    cost, codes = np.empty(len(x)), np.empty(len(x), np.int64)
+    c = centres.astype(np.float64)
+    outer = np.einsum("ki,kj->kij", c, c).reshape(len(c), -1)
+    for s in range(0, len(x), chunk):           # the per-iteration formulation
+        zz, gg = x[s:s + chunk].astype(np.float64), g[s:s + chunk].astype(np.float64)
+        gz = np.einsum("nij,nj->ni", gg, zz)
+        full = np.einsum("ni,ni->n", zz, gz)[:, None] - 2 * gz @ c.T + gg.reshape(len(gg), -1) @ outer.T
+        codes[s:s + chunk] = full.argmin(1)
+        cost[s:s + chunk] = np.maximum(full[np.arange(len(full)), codes[s:s + chunk]], 0.0)
+    terms = metric_terms(x, g, chunk)
+    got = metric_costs(x, g, centres, chunk=chunk, terms=terms)
+    assert np.array_equal(got[0], cost) and np.array_equal(got[1], codes)
+    flat = g.astype(np.float64).reshape(len(x), -1)
+    a = np.stack([np.bincount(codes, weights=flat[:, j], minlength=7) for j in range(9)], 1).reshape(7, 3, 3)
+    b = np.stack([np.bincount(codes, weights=terms.gz[:, j], minlength=7) for j in range(3)], 1)
+    full_ = np.bincount(codes, minlength=7) > 0
+    expected = centres.astype(np.float64).copy()
+    expected[full_] = np.linalg.solve(a[full_], b[full_][..., None])[..., 0]
+    new, _ = metric_m_step(x, g, codes, centres, 7, terms)
+    assert np.array_equal(new, expected.astype(np.float32))
+    assert np.array_equal(new, metric_m_step(x, g, codes, centres, 7)[0])
+    cb = PullbackPositionCodebook(7, metrics=random_spd(rng, 4, 3))
+    cb.codewords = centres
+    codes = cb.encode(x)
+    from geohelpers.quantize.kmeans import columns
+
+    once = cb.m_step(x, codes, centres, np.tile(np.arange(4), len(x) // 4), columns(x))
+    assert all(np.array_equal(u, v) for u, v in zip(once, cb.m_step(x, codes, centres)))
+    pos = np.tile(np.arange(4), len(x) // 4)
+    cell = codes * 4 + pos
+    strided = np.stack([np.bincount(cell, weights=x[:, j], minlength=28) for j in range(3)], 1)
+    assert np.array_equal(np.stack([np.bincount(cell, weights=w, minlength=28) for w in columns(x)], 1), strided)
+
+
 def test_vector_codebook_reduces_to_kmeans_and_to_the_position_codebook():
     from geohelpers.quantize.pullback import PullbackVectorCodebook
 

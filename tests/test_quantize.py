@@ -64,6 +64,18 @@ def test_kmeans_finds_well_separated_clusters(rng):
     assert res.inertia == pytest.approx(((x - res.centres[res.labels]) ** 2).sum(), rel=1e-4)
 
 
+def test_cluster_sums_from_contiguous_columns_equal_strided_bincounts_bit_for_bit(rng):
+    from geohelpers.quantize.kmeans import cluster_sums, columns
+
+    x = rng.normal(size=(5000, 5)).astype(np.float32)
+    labels = rng.integers(0, 37, len(x))
+    strided = np.stack([np.bincount(labels, weights=x[:, j], minlength=37) for j in range(5)], axis=1)
+    sums, counts = cluster_sums(x, labels, 37, columns(x))
+    assert columns(x).flags.c_contiguous and columns(x).dtype == np.float64 and columns(x).shape == (5, 5000)
+    assert np.array_equal(sums, strided) and np.array_equal(counts, np.bincount(labels, minlength=37))
+    assert np.array_equal(cluster_sums(x, labels, 37)[0], strided)
+
+
 # --- graph ---------------------------------------------------------------------------------------
 def test_graph_geodesics_follow_the_arc_length_of_a_curve(rng):
     t = np.sort(rng.uniform(0, 3 * np.pi, 600))

@@ -57,6 +57,7 @@ consecutively, so the codebooks take whole images' vectors (``N`` a multiple of 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,7 @@ from sklearn.cluster import kmeans_plusplus
 
 from ..config import PULLBACK_METHODS
 from .codebook import Codebook, GeodesicCodebook, _check_vectors
-from .kmeans import kmeans
+from .kmeans import columns, kmeans
 from .search import nearest
 
 
@@ -278,18 +279,19 @@ class PullbackPositionCodebook(Codebook):
                              "positions (vectors as vae.to_vectors lays them out)")
         return np.tile(np.arange(self.n_positions), n // self.n_positions)
 
-    def whitened(self, mu: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """For each position ``p``: the rows of ``mu`` at ``p`` and those rows whitened by its factor
-        (``L_p^T z``), computed once per fit or encode, not once per Lloyd iteration."""
-        pos = self._positions(len(mu))
+    def whitened(self, mu: np.ndarray) -> list[tuple[slice, np.ndarray]]:
+        """For each position ``p``: the rows of ``mu`` at ``p`` (every ``P``-th row from ``p``, as a slice) and
+        those rows whitened by its factor (``L_p^T z``), computed once per fit or encode, not once per Lloyd
+        iteration."""
+        self._positions(len(mu))
         out = []
         for p, f in enumerate(self.factors):
-            rows = np.flatnonzero(pos == p)
+            rows = slice(p, None, self.n_positions)
             out.append((rows, (mu[rows].astype(np.float64) @ f).astype(np.float32)))
         return out
 
     def costs_and_codes(self, mu: np.ndarray, centres: np.ndarray | None = None,
-                        groups: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                        groups: list[tuple[slice, np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each vector's smallest ``(z - c)^T M_p (z - c)`` over the codewords, and its code (``groups``: the
         output of :meth:`whitened` for these ``mu``, when the caller has it)."""
         c = (self.codewords if centres is None else centres).astype(np.float64)
@@ -300,14 +302,17 @@ class PullbackPositionCodebook(Codebook):
             cost[rows], codes[rows] = d2[:, 0], idx[:, 0]
         return cost, codes
 
-    def m_step(self, mu: np.ndarray, codes: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def m_step(self, mu: np.ndarray, codes: np.ndarray, centres: np.ndarray, pos: np.ndarray | None = None,
+               cols: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``c_k = (sum_{i in k} M_p(i))^{-1} sum_{i in k} M_p(i) z_i`` for every non-empty cluster (the others
-        keep ``centres``); returns the new centres and the cluster sizes."""
+        keep ``centres``); returns the new centres and the cluster sizes. ``pos`` (each row's position) and
+        ``cols`` (:func:`~geohelpers.quantize.kmeans.columns` of ``mu``) are computed once per fit by the caller."""
         k, (pcount, d) = self.k, (self.n_positions, mu.shape[1])
-        pos = self._positions(len(mu))
+        pos = self._positions(len(mu)) if pos is None else pos
+        cols = columns(mu) if cols is None else cols
         cell = codes * pcount + pos
         counts = np.bincount(cell, minlength=k * pcount).reshape(k, pcount).astype(np.float64)
-        sums = np.stack([np.bincount(cell, weights=mu[:, j], minlength=k * pcount) for j in range(d)],
+        sums = np.stack([np.bincount(cell, weights=c, minlength=k * pcount) for c in cols],
                         axis=1).reshape(k, pcount, d)
         a = np.einsum("kp,pij->kij", counts, self.metrics)
         b = np.einsum("pij,kpj->ki", self.metrics, sums)
@@ -323,12 +328,12 @@ class PullbackPositionCodebook(Codebook):
         :func:`~geohelpers.quantize.kmeans.kmeans`)."""
         mu, _ = _check_vectors(mu, sigma)
         t0 = time.perf_counter()
-        self._positions(len(mu))
+        pos, cols = self._positions(len(mu)), columns(mu)
         centres = plusplus_start(mu, self.k, self.metrics.mean(0), self.init_sample, self.seed)
         groups = self.whitened(mu)
         self.codewords, self.inertia, it = weighted_lloyd(
-            mu, centres, lambda c: self.costs_and_codes(mu, c, groups), lambda codes, c: self.m_step(mu, codes, c),
-            self.max_iter, self.tol)
+            mu, centres, lambda c: self.costs_and_codes(mu, c, groups),
+            lambda codes, c: self.m_step(mu, codes, c, pos, cols), self.max_iter, self.tol)
         self.fit_seconds = {"kmeans": time.perf_counter() - t0, "iterations": it}
         return self
 
@@ -338,36 +343,59 @@ class PullbackPositionCodebook(Codebook):
         return self.costs_and_codes(mu)[1]
 
 
+@dataclass
+class MetricTerms:
+    """What the per-vector E- and M-steps need of the vectors ``z`` (N, d) and their metrics ``G`` (N, d, d),
+    in float64, computed once per fit (:func:`metric_terms`) rather than once per Lloyd iteration."""
+
+    g: np.ndarray       # (N, d^2), the entries of each G_i
+    gz: np.ndarray      # (N, d), G_i z_i
+    zgz: np.ndarray     # (N,), z_i^T G_i z_i
+    g_cols: np.ndarray  # (d^2, N), the columns of g, contiguous (bincount weights)
+    gz_cols: np.ndarray  # (d, N), the columns of gz, contiguous
+
+
+def metric_terms(z: np.ndarray, metrics: np.ndarray, chunk: int = 65_536) -> MetricTerms:
+    """:class:`MetricTerms` of the vectors ``z`` and metrics ``metrics``, chunk by chunk as
+    :func:`metric_costs` computes them (so the costs are the same to the last bit)."""
+    g = np.asarray(metrics, dtype=np.float64).reshape(len(z), -1)
+    gz, zgz = np.empty((len(z), z.shape[1])), np.empty(len(z))
+    for s in range(0, len(z), chunk):
+        zz = np.asarray(z[s:s + chunk], dtype=np.float64)
+        gz[s:s + chunk] = np.einsum("nij,nj->ni", np.asarray(metrics[s:s + chunk], dtype=np.float64), zz)
+        zgz[s:s + chunk] = np.einsum("ni,ni->n", zz, gz[s:s + chunk])
+    return MetricTerms(g, gz, zgz, columns(g), columns(gz))
+
+
 def metric_costs(z: np.ndarray, metrics: np.ndarray, centres: np.ndarray, chunk: int = 65_536,
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 terms: MetricTerms | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each vector's smallest ``(z_i - c_k)^T G_i (z_i - c_k)`` over the centres, and its code.
 
     ``z`` (N, d), ``metrics`` (N, d, d) (one per vector), ``centres`` (K, d). By
     ``z^T G z - 2 (G z)^T c + <G, c c^T>``: per chunk of vectors, one (n, d) x (d, K) and one
     (n, d^2) x (d^2, K) product, in float64 (the three terms nearly cancel for a vector close to a centre).
+    ``terms``: :func:`metric_terms` of ``z`` and ``metrics`` with the same ``chunk``, when the caller has them.
     """
+    t = metric_terms(z, metrics, chunk) if terms is None else terms
     c = np.asarray(centres, dtype=np.float64)
     outer = np.einsum("ki,kj->kij", c, c).reshape(len(c), -1)          # (K, d^2)
     cost, codes = np.empty(len(z), np.float64), np.empty(len(z), np.int64)
     for s in range(0, len(z), chunk):
-        zz = np.asarray(z[s:s + chunk], dtype=np.float64)
-        g = np.asarray(metrics[s:s + chunk], dtype=np.float64)
-        gz = np.einsum("nij,nj->ni", g, zz)
-        full = (np.einsum("ni,ni->n", zz, gz)[:, None] - 2 * gz @ c.T + g.reshape(len(g), -1) @ outer.T)
+        full = t.zgz[s:s + chunk, None] - 2 * t.gz[s:s + chunk] @ c.T + t.g[s:s + chunk] @ outer.T
         codes[s:s + chunk] = full.argmin(1)
         cost[s:s + chunk] = np.maximum(full[np.arange(len(full)), codes[s:s + chunk]], 0.0)
     return cost, codes
 
 
 def metric_m_step(z: np.ndarray, metrics: np.ndarray, codes: np.ndarray, centres: np.ndarray, k: int,
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  terms: MetricTerms | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``c_k = (sum_{i in k} G_i)^{-1} sum_{i in k} G_i z_i`` for every non-empty cluster (the others keep
-    ``centres``), by bincounts over the entries of ``G_i`` and of ``G_i z_i``; returns the centres and sizes."""
+    ``centres``), by bincounts over the entries of ``G_i`` and of ``G_i z_i``; returns the centres and sizes
+    (``terms``: :func:`metric_terms`, when the caller has them)."""
     d = z.shape[1]
-    g = np.asarray(metrics, dtype=np.float64).reshape(len(z), -1)
-    gz = np.einsum("nij,nj->ni", np.asarray(metrics, dtype=np.float64), np.asarray(z, dtype=np.float64))
-    a = np.stack([np.bincount(codes, weights=g[:, j], minlength=k) for j in range(d * d)], 1).reshape(k, d, d)
-    b = np.stack([np.bincount(codes, weights=gz[:, j], minlength=k) for j in range(d)], 1)
+    t = metric_terms(z, metrics) if terms is None else terms
+    a = np.stack([np.bincount(codes, weights=w, minlength=k) for w in t.g_cols], 1).reshape(k, d, d)
+    b = np.stack([np.bincount(codes, weights=w, minlength=k) for w in t.gz_cols], 1)
     sizes = np.bincount(codes, minlength=k)
     new = np.asarray(centres, dtype=np.float64).copy()
     full = sizes > 0
@@ -458,9 +486,10 @@ class PullbackVectorCodebook(Codebook):
             centres = np.array(init, dtype=mu.dtype)
             if centres.shape != (self.k, mu.shape[1]) or not np.isfinite(centres).all():
                 raise ValueError(f"parameter 'init' has shape {centres.shape}; allowed: finite ({self.k}, {mu.shape[1]})")
+        terms = metric_terms(mu, g)
         self.codewords, self.inertia, it = weighted_lloyd(
-            mu, centres, lambda c: metric_costs(mu, g, c), lambda codes, c: metric_m_step(mu, g, codes, c, self.k),
-            self.max_iter, self.tol)
+            mu, centres, lambda c: metric_costs(mu, g, c, terms=terms),
+            lambda codes, c: metric_m_step(mu, g, codes, c, self.k, terms), self.max_iter, self.tol)
         self.fit_seconds = {"kmeans": time.perf_counter() - t0, "iterations": it}
         return self
 
