@@ -7,6 +7,7 @@ import torch
 from geohelpers.models.vae import FlatVAE, GridVAE
 from geohelpers.quantize import kmeans
 from geohelpers.quantize.codebook import Codebook
+from geohelpers.quantize.kmeans import columns
 from geohelpers.quantize.pullback import (PullbackMeanCodebook, PullbackPositionCodebook, build_pullback_codebook,
                                           check_metric, first_order_error, mean_metrics, probe_metrics,
                                           vector_metrics, with_ridge)
@@ -257,11 +258,9 @@ def test_terms_computed_once_per_fit_give_the_per_iteration_results_bit_for_bit(
     cb = PullbackPositionCodebook(7, metrics=random_spd(rng, 4, 3))
     cb.codewords = centres
     codes = cb.encode(x)
-    from geohelpers.quantize.kmeans import columns
-
-    once = cb.m_step(x, codes, centres, np.tile(np.arange(4), len(x) // 4), columns(x))
-    assert all(np.array_equal(u, v) for u, v in zip(once, cb.m_step(x, codes, centres)))
     pos = np.tile(np.arange(4), len(x) // 4)
+    once = cb.m_step(x, codes, centres, pos, columns(x))
+    assert all(np.array_equal(u, v) for u, v in zip(once, cb.m_step(x, codes, centres)))
     cell = codes * 4 + pos
     strided = np.stack([np.bincount(cell, weights=x[:, j], minlength=28) for j in range(3)], 1)
     assert np.array_equal(np.stack([np.bincount(cell, weights=w, minlength=28) for w in columns(x)], 1), strided)
