@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="with --sweep: an existing Dask scheduler (tcp://host:8786); default: a LocalCluster")
     parser.add_argument("--workers", type=int, default=None, help="with --sweep: LocalCluster worker processes")
+    parser.add_argument("--fresh-points", action="store_true",
+                        help="with --sweep: points do not start from a copy of this profile's artifacts")
     args = parser.parse_args(argv)
     try:
         overrides = _parse_set(args.set)
@@ -257,7 +259,8 @@ def _main_sweep(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dic
     only = [p.name for p in paths if not args.only or p.name[:2] in args.only]
     if args.only and len(only) != len(args.only):
         parser.error(f"--only: allowed: {', '.join(p.name[:2] for p in paths)}")
-    report = sweep.execute_sweep(args.profile, sweeps, overrides, only, scheduler=args.scheduler, workers=args.workers)
+    report = sweep.execute_sweep(args.profile, sweeps, overrides, only, scheduler=args.scheduler, workers=args.workers,
+                                 reuse_artifacts=not args.fresh_points)
     print(f"\n[run] sweep {report.name}, profile {args.profile}: {len(report.done)} ran, {len(report.skipped)} up to "
           f"date, {len(report.failed)} failed; {report.workers} workers, {report.wall_time_s:.1f} s")
     for r in report.done + report.skipped:

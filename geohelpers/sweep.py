@@ -19,6 +19,12 @@ overrides, package source, notebook sources): a point whose ``point.json`` carri
 code gives is skipped; one whose stamp differs is *stale* (re-run by the next sweep, left out of every
 aggregate until then).
 
+A point starts from a copy of the project's own artifacts (``artifacts/<profile>/``, those the plain
+runner wrote), unless ``--fresh-points`` is given: every artifact carries the identity of the configuration,
+code and inputs that made it (:mod:`geohelpers.artifacts`), so a point loads only those its own parameters
+would have made the same way (a ``grid_vae.beta`` point keeps the FlatVAE and its codebooks; ``seed=0`` of
+the standard profile keeps everything) and rebuilds, over its copy, every other one.
+
 Points run through Dask distributed: a ``LocalCluster`` on this machine by default, one single-threaded
 worker process per core (a 2-core machine runs two points at a time: the book's small convolutions gain
 nothing from a second thread), or an existing cluster's scheduler (``--scheduler tcp://HOST:8786``). A
@@ -124,23 +130,36 @@ def point_stamp(profile: str, overrides: Mapping[str, Any], notebooks: Sequence[
     return run.input_hashes(paths, profile, dict(overrides))[paths[-1].name]
 
 
+def seed_artifacts(source: Path, target: Path) -> int:
+    """Copy the artifacts folder ``source`` to ``target`` when ``target`` does not exist yet (a point's first
+    run); returns the number of files copied (0 when ``source`` is missing or ``target`` exists). What a
+    point may load of them is decided by their identities, at load time, as for any stored artifact."""
+    if target.exists() or not source.is_dir():
+        return 0
+    shutil.copytree(source, target)
+    return sum(1 for f in target.rglob("*") if f.is_file())
+
+
 def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Sequence[str], out_dir: str,
-              work_dir: str, stamp: str, threads: int = 1) -> dict[str, Any]:
+              work_dir: str, stamp: str, threads: int = 1, artifacts_from: str | None = None) -> dict[str, Any]:
     """Execute one point (in a Dask worker): its notebooks with papermill, with ``$GEOVQ_HOME`` in
-    ``work_dir``; on success copy its results files to ``out_dir`` beside ``point.json``. Returns a
-    summary; a failure is returned (``status: failed``, the notebook and its error), never raised."""
+    ``work_dir`` (its artifacts first seeded from ``artifacts_from`` by :func:`seed_artifacts`, when given);
+    on success copy its results files to ``out_dir`` beside ``point.json``. Returns a summary; a failure is
+    returned (``status: failed``, the notebook and its error), never raised."""
     import papermill as pm
 
     from . import run
 
     overrides = {**base, **point.overrides}
     work, out = Path(work_dir), Path(out_dir)
+    seeded = seed_artifacts(Path(artifacts_from), work / "artifacts" / profile) if artifacts_from else 0
     (work / "executed").mkdir(parents=True, exist_ok=True)
     os.environ.update({"GEOVQ_HOME": str(work), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                        "TQDM_DISABLE": "1"})
     summary: dict[str, Any] = {"point": point.name, "params": point.overrides, "overrides": overrides,
                                "profile": profile, "stamp": stamp, "notebooks": list(notebooks),
-                               "worker": socket.gethostname(), "pid": os.getpid(), "threads": threads}
+                               "worker": socket.gethostname(), "pid": os.getpid(), "threads": threads,
+                               "artifacts_seeded_from": artifacts_from if seeded else None, "artifacts_seeded": seeded}
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
     for name in notebooks:
@@ -177,14 +196,16 @@ class SweepReport:
 
 def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mapping[str, Any] | None = None,
                   notebooks: Sequence[str] | None = None, scheduler: str | None = None,
-                  workers: int | None = None) -> SweepReport:
+                  workers: int | None = None, reuse_artifacts: bool = True) -> SweepReport:
     """Run every point of ``sweeps`` that is not up to date, in parallel on Dask distributed; write
     ``sweep.json`` beside the points' folders: each point's status, every call (points run, skipped and
-    failed, workers, wall time), and ``workers`` / ``wall_time_s`` of the last call that ran points."""
+    failed, workers, wall time), and ``workers`` / ``wall_time_s`` of the last call that ran points.
+    ``reuse_artifacts``: a point's first run starts from a copy of ``artifacts/<profile>/`` (module docstring)."""
     from distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
     from . import run
+    from .store import home
 
     base = dict(base or {})
     names = [p.name for p in run.notebooks()] if not notebooks else list(notebooks)
@@ -219,7 +240,8 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
             client = Client(cluster)
         try:
             report.workers = len(client.scheduler_info()["workers"])
-            futures = [client.submit(run_point, point, profile, base, names, out, work, stamp, 1,
+            shared = str(home() / "artifacts" / profile) if reuse_artifacts else None
+            futures = [client.submit(run_point, point, profile, base, names, out, work, stamp, 1, shared,
                                      key=f"point-{name}-{point.name}", pure=False)
                        for point, out, work, stamp in todo]
             for fut in tqdm(as_completed(futures), total=len(futures), desc=f"sweep {name}: points done"):
