@@ -489,7 +489,9 @@ def beta_prose(summary: Sequence[Mapping[str, Any]], ratios: "Any", end_to_end: 
 
 def sweep_times(profile: str, name: str, root: Path | None = None) -> tuple["Any", dict[str, Any]]:
     """Wall time of every point of a stored sweep (each notebook and in all, its worker and threads), and
-    the sweep's own record (``sweep.json``: workers and wall time of the last call)."""
+    the sweep's own record (``sweep.json``): workers, wall time and date of the last call that ran points,
+    and, since a sweep may be completed over several calls, how many calls ran points and the sum of
+    their wall times (the calls ran one after another: a call skips every point an earlier one finished)."""
     import pandas as pd
 
     root = root or results_root(profile, name)
@@ -499,7 +501,10 @@ def sweep_times(profile: str, name: str, root: Path | None = None) -> tuple["Any
         rows.append({"point": p["point"], **{n[:2]: s for n, s in p.get("seconds", {}).items()},
                      "total (s)": p.get("wall_time_s"), "threads": p.get("threads"), "worker": p.get("worker")})
     record = json.loads((root / "sweep.json").read_text()) if (root / "sweep.json").exists() else {}
-    return pd.DataFrame(rows), {k: record.get(k) for k in ("workers", "wall_time_s", "written")}
+    ran = [c for c in record.get("calls", []) if c.get("ran")]
+    return pd.DataFrame(rows), {**{k: record.get(k) for k in ("workers", "wall_time_s", "written")},
+                                "calls that ran points": len(ran),
+                                "their wall time (s)": round(sum(c["wall_time_s"] for c in ran), 1)}
 
 
 def beta_rd_frame(points: Sequence[Mapping[str, Any]], vae: str, beta: str = "grid_vae.beta") -> "Any":

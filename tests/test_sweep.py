@@ -56,6 +56,7 @@ def test_a_two_point_sweep_runs_on_a_local_cluster_then_skips_and_keeps_results_
     assert [c["ran"] for c in again["calls"]] == [["seed=0", "seed=1"], []]
     times, record = sweep.sweep_times("quick", "seed", root=root)
     assert list(times["point"]) == ["seed=0", "seed=1"] and (times["01"] > 0).all() and record["workers"] == 2
+    assert record["calls that ran points"] == 1 and record["their wall time (s)"] == summary["wall_time_s"]
     # a point with a bad value fails at once, naming the parameter; the other point runs and keeps its results
     with pytest.raises(SystemExit) as exc:
         run.main(QUICK_POINT + ["--sweep", "grid_vae.beta=0.1,-1"])
@@ -115,6 +116,16 @@ def test_aggregation_gives_mean_spread_every_value_and_leaves_stale_points_out(t
     assert orders.loc[("a", "b"), "verdict"] == "a lower in every point"
     assert orders.loc[("b", "c"), "verdict"] == "the points disagree" and orders.loc[("b", "c"), "a lower in"] == 2
     assert orders.loc[("a", "c"), "points"] == 3
+
+
+def test_sweep_times_count_every_call_that_ran_points(tmp_path):
+    calls = [{"workers": 1, "wall_time_s": 5000.0, "ran": ["seed=1"]}, {"workers": 1, "wall_time_s": 2.0, "ran": []},
+             {"workers": 2, "wall_time_s": 300.5, "ran": ["seed=0"], "written": "later"}]
+    (tmp_path / "sweep.json").write_text(json.dumps({"workers": 2, "wall_time_s": 300.5, "written": "later",
+                                                     "calls": calls}))
+    _, record = sweep.sweep_times("quick", "seed", root=tmp_path)
+    assert record["workers"] == 2 and record["wall_time_s"] == 300.5  # the last call that ran points
+    assert record["calls that ran points"] == 2 and record["their wall time (s)"] == 5300.5
 
 
 def test_headline_and_beta_readers_on_synthetic_points():
