@@ -104,12 +104,16 @@ def mu_sigma_histograms(stats: Mapping[str, tuple[np.ndarray, np.ndarray]], titl
 
 def rate_distortion(df, baselines: Mapping[str, float] | None = None, x: str = "K", y: str = "mse_per_pixel",
                     hue: str = "method", panel: str = "VAE") -> Figure:
-    """Test MSE against codebook size (log scale), one panel per VAE, the continuous VAE as a dashed line."""
+    """Test MSE against codebook size (log scale), one panel per VAE, the continuous VAE as a dashed line;
+    one legend for all panels, outside them (a method keeps its colour and marker in every panel)."""
     panels = list(dict.fromkeys(df[panel]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.4), squeeze=False)
+    order = list(dict.fromkeys(df[hue]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.4), squeeze=False)
+    legend: dict[str, object] = {}
     for ax, name in zip(axes[0], panels):
         sub = df[df[panel] == name]
-        sns.lineplot(data=sub, x=x, y=y, hue=hue, style=hue, markers=True, dashes=False, ax=ax)
+        sns.lineplot(data=sub, x=x, y=y, hue=hue, style=hue, hue_order=order, style_order=order, markers=True,
+                     dashes=False, ax=ax)
         if baselines and name in baselines:
             ax.axhline(baselines[name], color="0.4", ls="--", lw=1, label="continuous (decode $\\mu$)")
         ax.set_xscale("log", base=2)
@@ -117,7 +121,25 @@ def rate_distortion(df, baselines: Mapping[str, float] | None = None, x: str = "
         ax.set_xticks(ks, [str(k) for k in ks])
         ax.minorticks_off()
         ax.set(title=name, xlabel="codebook size K", ylabel="test MSE per pixel")
-        ax.legend(fontsize=8)
+        legend.update(zip(*ax.get_legend_handles_labels()[::-1]))
+        ax.get_legend().remove()
+    fig.tight_layout()
+    fig.legend(list(legend.values()), list(legend), fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig
+
+
+def ratio_lines(table, ylabel: str, xlabel: str = "β") -> Figure:
+    """One line per row of ``table`` (rows: methods, columns: a swept value, log scale), with the ratio 1
+    dashed: below it the method beats the reference."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for (name, row), marker in zip(table.iterrows(), "osD^v<>pXh*"):
+        ax.plot(table.columns, row.values, marker=marker, label=name)
+    ax.axhline(1.0, color="0.4", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xticks(list(table.columns), [f"{v:g}" for v in table.columns])
+    ax.minorticks_off()
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
 

@@ -460,6 +460,17 @@ def beta_ratios(points: Sequence[Mapping[str, Any]], end_to_end: str, end_to_end
         ["method", "beta"], ignore_index=True)
 
 
+def beta_ratio_table(ratios: "Any", end_to_end: str) -> "Any":
+    """:func:`beta_ratios` as a table: one row per method (its book label), one column per beta, the ratio
+    of its test MSE to that of ``end_to_end``."""
+    from .report import METHOD_LABELS
+
+    col = f"MSE / {end_to_end}"
+    table = ratios.assign(method=ratios["method"].replace(METHOD_LABELS)).pivot(index="method", columns="beta",
+                                                                                 values=col)
+    return table.rename_axis(columns=f"β: {col}")
+
+
 def beta_prose(summary: Sequence[Mapping[str, Any]], ratios: "Any", end_to_end: str, k: int) -> "Any":
     """Sentences generated from the beta sweep: how the GridVAE's continuous MSE and active units move with
     beta, and each method's MSE ratio to the end-to-end VQ-VAE at the smallest and the largest beta."""
@@ -490,8 +501,9 @@ def beta_prose(summary: Sequence[Mapping[str, Any]], ratios: "Any", end_to_end: 
 def sweep_times(profile: str, name: str, root: Path | None = None) -> tuple["Any", dict[str, Any]]:
     """Wall time of every point of a stored sweep (each notebook and in all, its worker and threads), and
     the sweep's own record (``sweep.json``): workers, wall time and date of the last call that ran points,
-    and, since a sweep may be completed over several calls, how many calls ran points and the sum of
-    their wall times (the calls ran one after another: a call skips every point an earlier one finished)."""
+    and, since a sweep may be completed over several calls (one after another, or side by side on other
+    points), how many calls ran points and their wall time: the length of the union of the calls' intervals
+    ``[written - wall_time_s, written]``, so that time two calls overlapped counts once."""
     import pandas as pd
 
     root = root or results_root(profile, name)
@@ -503,8 +515,18 @@ def sweep_times(profile: str, name: str, root: Path | None = None) -> tuple["Any
     record = json.loads((root / "sweep.json").read_text()) if (root / "sweep.json").exists() else {}
     ran = [c for c in record.get("calls", []) if c.get("ran")]
     return pd.DataFrame(rows), {**{k: record.get(k) for k in ("workers", "wall_time_s", "written")},
-                                "calls that ran points": len(ran),
-                                "their wall time (s)": round(sum(c["wall_time_s"] for c in ran), 1)}
+                                "calls that ran points": len(ran), "their wall time (s)": round(_covered(ran), 1)}
+
+
+def _covered(calls: Sequence[Mapping[str, Any]]) -> float:
+    """Seconds covered by the union of the calls' intervals ``[written - wall_time_s, written]``."""
+    spans = sorted((end - c["wall_time_s"], end) for c in calls
+                   for end in [datetime.fromisoformat(c["written"]).timestamp()])
+    total, reach = 0.0, float("-inf")
+    for start, end in spans:
+        total += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return total
 
 
 def beta_rd_frame(points: Sequence[Mapping[str, Any]], vae: str, beta: str = "grid_vae.beta") -> "Any":

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geohelpers import run, sweep
+from geohelpers import plots, run, sweep
 from geohelpers.config import ConfigError
 
 
@@ -118,14 +118,19 @@ def test_aggregation_gives_mean_spread_every_value_and_leaves_stale_points_out(t
     assert orders.loc[("a", "c"), "points"] == 3
 
 
-def test_sweep_times_count_every_call_that_ran_points(tmp_path):
-    calls = [{"workers": 1, "wall_time_s": 5000.0, "ran": ["seed=1"]}, {"workers": 1, "wall_time_s": 2.0, "ran": []},
-             {"workers": 2, "wall_time_s": 300.5, "ran": ["seed=0"], "written": "later"}]
-    (tmp_path / "sweep.json").write_text(json.dumps({"workers": 2, "wall_time_s": 300.5, "written": "later",
+def test_sweep_times_count_every_call_that_ran_points_and_overlapping_time_once(tmp_path):
+    def call(end, seconds, ran, workers=1):
+        return {"written": f"2026-11-23T{end}+00:00", "workers": workers, "wall_time_s": seconds, "ran": ran}
+    calls = [call("08:00:00", 3600.0, ["seed=1"]),            # 07:00-08:00
+             call("07:30:00", 600.0, ["seed=2"]),             # 07:20-07:30, inside the first call
+             call("08:10:00", 1200.0, ["seed=3"]),            # 07:50-08:10, overlaps the first by 10 min
+             call("08:11:00", 0.0, []),                       # ran nothing: not counted
+             call("10:00:00", 300.5, ["seed=0"], workers=2)]  # later, alone
+    (tmp_path / "sweep.json").write_text(json.dumps({"workers": 2, "wall_time_s": 300.5, "written": "10:00",
                                                      "calls": calls}))
     _, record = sweep.sweep_times("quick", "seed", root=tmp_path)
     assert record["workers"] == 2 and record["wall_time_s"] == 300.5  # the last call that ran points
-    assert record["calls that ran points"] == 2 and record["their wall time (s)"] == 5300.5
+    assert record["calls that ran points"] == 4 and record["their wall time (s)"] == 3600.0 + 600.0 + 300.5
 
 
 def test_headline_and_beta_readers_on_synthetic_points():
@@ -188,3 +193,15 @@ def test_beta_views_compare_every_beta_with_one_end_to_end_reference():
     assert "2.00 → 4.00" in text and "3.00 → 6.00" in text
     assert "at beta = 0.1 (2.00)" in text and "at beta = 1 (4.00)" in text
     assert "Fewer than two" in str(sweep.beta_prose(sweep.beta_summary(points[:1]), ratios, "VQ-VAE ema", 512))
+    table = sweep.beta_ratio_table(ratios, "VQ-VAE ema")  # a row per method (book label), a column per beta
+    assert list(table.columns) == [0.1, 1.0] and table.loc["K-means on μ"].tolist() == pytest.approx([2.0, 4.0])
+    assert table.loc["W2 K-means on [μ, σ]", 1.0] == pytest.approx(6.0)
+    fig = plots.ratio_lines(table, ylabel="test MSE / VQ-VAE ema")
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == list(table.index)
+    lines = fig.axes[0].get_lines()
+    assert list(lines[0].get_ydata()) == pytest.approx([2.0, 4.0]) and list(lines[1].get_ydata()) == pytest.approx([3.0, 6.0])
+    rd = sweep.beta_rd_frame(points, "GridVAE")
+    fig = plots.rate_distortion(rd, panel="panel")  # one legend for all panels, the methods in every panel
+    assert [ax.get_legend() for ax in fig.axes] == [None, None] and len(fig.legends) == 1
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["K-means on μ", "W2 K-means on [μ, σ]"]
