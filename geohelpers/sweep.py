@@ -473,7 +473,9 @@ def beta_ratio_table(ratios: "Any", end_to_end: str) -> "Any":
 
 def beta_prose(summary: Sequence[Mapping[str, Any]], ratios: "Any", end_to_end: str, k: int) -> "Any":
     """Sentences generated from the beta sweep: how the GridVAE's continuous MSE and active units move with
-    beta, and each method's MSE ratio to the end-to-end VQ-VAE at the smallest and the largest beta."""
+    beta, each method's MSE ratio to the end-to-end VQ-VAE at the smallest and the largest beta, and what
+    quantizing itself costs per beta: the best codebook's test MSE over the continuous VAE's (decoding mu),
+    so that a reader can tell the quantizer's share of the error from the VAE's."""
     from .report import METHOD_LABELS, Prose
 
     if len(summary) < 2 or ratios.empty:
@@ -495,6 +497,16 @@ def beta_prose(summary: Sequence[Mapping[str, Any]], ratios: "Any", end_to_end: 
              + "; ".join(pieces) + ". The lowest ratio is "
              + ", ".join(f"{METHOD_LABELS.get(m, m)} at beta = {b:g} ({r:.2f})"
                          for b, m, r in zip(best["beta"], best["method"], best[col])) + ".")
+    continuous = {row["beta"]: row["continuous_mse"] for row in summary if "continuous_mse" in row}
+    cost = [(b, mse / continuous[b]) for b, mse in zip(best["beta"], best["test MSE"]) if b in continuous]
+    if len(cost) >= 2:
+        factors = [f for _, f in cost]
+        trend = ("shrinks as beta grows" if all(x > y for x, y in zip(factors, factors[1:]))
+                 else "grows with beta" if all(x < y for x, y in zip(factors, factors[1:])) else "is not monotone in beta")
+        text += (" What quantizing costs " + trend + ": that codebook's test MSE is "
+                 + ", ".join(f"{f:.2f} times the continuous VAE's at beta = {b:g}" for b, f in cost)
+                 + f", while the continuous VAE's own test MSE at beta = {hi['beta']:g} is "
+                 f"{hi['continuous_mse'] / lo['continuous_mse']:.1f} times that at beta = {lo['beta']:g}.")
     return Prose(text)
 
 

@@ -192,6 +192,10 @@ def test_beta_views_compare_every_beta_with_one_end_to_end_reference():
     assert "from 0.00100 to 0.00200" in text and "from 300 to 60 of 392" in text
     assert "2.00 → 4.00" in text and "3.00 → 6.00" in text
     assert "at beta = 0.1 (2.00)" in text and "at beta = 1 (4.00)" in text
+    # the best codebook (K-means) over the continuous VAE (mse / 4): 4x at both betas; the VAE itself 2x worse
+    assert ("What quantizing costs is not monotone in beta: that codebook's test MSE is 4.00 times the continuous "
+            "VAE's at beta = 0.1, 4.00 times the continuous VAE's at beta = 1, while the continuous VAE's own test "
+            "MSE at beta = 1 is 2.0 times that at beta = 0.1.") in text
     assert "Fewer than two" in str(sweep.beta_prose(sweep.beta_summary(points[:1]), ratios, "VQ-VAE ema", 512))
     table = sweep.beta_ratio_table(ratios, "VQ-VAE ema")  # a row per method (book label), a column per beta
     assert list(table.columns) == [0.1, 1.0] and table.loc["K-means on μ"].tolist() == pytest.approx([2.0, 4.0])
