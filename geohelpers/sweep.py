@@ -532,8 +532,8 @@ def sweep_times(profile: str, name: str, root: Path | None = None) -> tuple["Any
 
 def _covered(calls: Sequence[Mapping[str, Any]]) -> float:
     """Seconds covered by the union of the calls' intervals ``[written - wall_time_s, written]``."""
-    spans = sorted((end - c["wall_time_s"], end) for c in calls
-                   for end in [datetime.fromisoformat(c["written"]).timestamp()])
+    ends = [datetime.fromisoformat(c["written"]).timestamp() for c in calls]
+    spans = sorted((end - c["wall_time_s"], end) for c, end in zip(calls, ends))
     total, reach = 0.0, float("-inf")
     for start, end in spans:
         total += max(0.0, end - max(start, reach))
