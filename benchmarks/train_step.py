@@ -6,8 +6,15 @@ noise hits all of them. Printed per implementation: the median throughput (codes
 priors, images per second for the image models), its ratio to today's, and the validation loss after the
 fixed number of steps (the same data seen: a faster implementation must not learn less per step).
 
-Candidates measured here (see the issue on fast priors): bf16 autocast (this CPU has AMX) and
-``torch.compile``. The priors train on real code maps when ``--codes`` names a stored ``.npz`` (e.g.
+Candidates measured here (see the issue on fast priors): bf16 autocast (this CPU has AMX; it is
+``geohelpers.train.fit(precision="bf16")``, and under it the Transformer writes its attention out instead of
+calling the fused kernel) and ``torch.compile``.
+
+To tell an implementation that wastes the machine from one that is limited by its arithmetic, each model's
+line also gives the floating-point operations of its training step (forward and backward, counted by
+``torch.utils.flop_counter`` on today's float32 step, so every candidate is credited with the same work)
+per second, and the report starts with the rate of a large matrix product on the same threads, in float32
+and in bf16: what this CPU can do at best. The priors train on real code maps when ``--codes`` names a stored ``.npz`` (e.g.
 ``artifacts/standard/codes/grid_kmeans_K512.npz``), else on synthetic maps with structure (each row
 repeats a code drawn per map, so context helps).
 
@@ -20,7 +27,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from contextlib import nullcontext
 from typing import Callable
 
 import numpy as np
@@ -43,13 +49,35 @@ def load_codes(path: str | None, k: int, n: int) -> tuple[torch.Tensor, torch.Te
     return torch.from_numpy(codes[:n]), torch.from_numpy(codes[n:]), k
 
 
-def autocast(kind: str):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if kind == "bf16" else nullcontext()
+def matmul_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of an ``n x n`` by ``n x n`` matrix product (``2 n^3`` operations), the best of ``repeats``."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def step_flops(make: Callable[[], torch.nn.Module], batch: tuple[torch.Tensor, ...]) -> int:
+    """Floating-point operations of one float32 training step (forward and backward) on ``batch``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = make()
+    with FlopCounterMode(display=False) as counter:
+        model.loss(batch)[0].backward()
+    return int(counter.get_total_flops())
 
 
 def train_run(make: Callable[[], torch.nn.Module], batches: list[tuple[torch.Tensor, ...]], val: tuple[torch.Tensor, ...],
               precision: str, compiled: bool, lr: float, warmup: int = 2) -> tuple[float, float]:
     """Seconds per step (after ``warmup`` steps) and the validation loss after all steps."""
+    from geohelpers.train import autocast
+
     torch.manual_seed(0)
     model = make()
     step = torch.compile(model.loss) if compiled else model.loss
@@ -58,7 +86,7 @@ def train_run(make: Callable[[], torch.nn.Module], batches: list[tuple[torch.Ten
     for i, batch in enumerate(batches):
         if i == warmup:
             t0 = time.perf_counter()
-        with autocast(precision):
+        with autocast(precision, torch.device("cpu")):
             loss, _ = step(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -120,7 +148,9 @@ def main(argv: list[str] | None = None) -> str:
     if args.tiny:
         candidates = candidates[:2]
     lines = [f"# train_step: torch {torch.__version__}, {torch.get_num_threads()} torch threads, {steps} steps x "
-             f"{repeats} repeats, codes: {args.codes or 'synthetic'}"]
+             f"{repeats} repeats, codes: {args.codes or 'synthetic'}",
+             f"# this CPU at best, same threads: a 2048 x 2048 matrix product runs at {matmul_rate(torch.float32):.0f} "
+             f"GFLOP/s in float32 and {matmul_rate(torch.bfloat16):.0f} GFLOP/s in bf16"]
     for name, (make, batches, val, lr, units, unit) in models.items():
         times: dict[str, list[float]] = {c[0]: [] for c in candidates}
         losses: dict[str, float] = {}
@@ -137,14 +167,16 @@ def main(argv: list[str] | None = None) -> str:
                 times[label].append(sec)
                 losses[label] = loss
         base = statistics.median(times[candidates[0][0]])
-        lines.append(f"\n{name} (batch {units // 49 if unit == 'codes' else units}, {unit} per second, median):")
+        flops = step_flops(make, batches[0])
+        lines.append(f"\n{name} (batch {units // 49 if unit == 'codes' else units}, {unit} per second, median; "
+                     f"{flops / 1e9:.2f} GFLOP per step):")
         for label, *_ in candidates:
             if label in failed:
                 lines.append(f"  {label:<24} fails: {failed[label]}")
                 continue
             med = statistics.median(times[label])
             lines.append(f"  {label:<24} {units / med:10.0f} {unit}/s   x{base / med:4.2f}   "
-                         f"val loss after {steps} steps {losses[label]:.4f}")
+                         f"{flops / med / 1e9:6.1f} GFLOP/s   val loss after {steps} steps {losses[label]:.4f}")
     report = "\n".join(lines)
     print(report)
     if args.out:

@@ -154,6 +154,7 @@ class VQVAEConfig:
 
 
 PRIOR_KINDS = ("pixelcnn", "transformer")
+PRECISIONS = ("fp32", "bf16")
 CODEBOOK_METHODS = ("kmeans", "w2", "geodesic")
 PULLBACK_METHODS = ("pullback_mean", "pullback_position", "pullback_vector", "pullback_geodesic")
 
@@ -166,7 +167,11 @@ class PriorConfig:
     maps and evaluated on the test maps. ``ks`` must be codebook sizes of ``quantize.ks``. The gated
     PixelCNN has ``pixelcnn_channels`` channels and ``pixelcnn_layers`` layers (its kernel sizes follow
     from the map's shape so that the receptive field covers the map); the Transformer has width
-    ``transformer_dim``, ``transformer_layers`` blocks and ``transformer_heads`` heads.
+    ``transformer_dim``, ``transformer_layers`` blocks and ``transformer_heads`` heads. ``precision``
+    ``"bf16"`` trains them under bf16 autocast (validation, test NLLs and sampling stay float32); its
+    speed and validation loss against float32's, measured side by side on this project's CPU (it has AMX),
+    are in ``benchmarks/results/train_step.txt``. The figures of record were computed in float32, the
+    default of the ``standard`` and ``paper`` profiles until they are regenerated.
     """
 
     kinds: tuple[str, ...] = _f(PRIOR_KINDS, choices=PRIOR_KINDS, help="priors to train")
@@ -178,6 +183,7 @@ class PriorConfig:
     transformer_dim: int = _f(64, lo=1, hi=4096, help="Transformer: model width d")
     transformer_layers: int = _f(2, lo=1, hi=64, help="Transformer: blocks")
     transformer_heads: int = _f(4, lo=1, hi=64, help="Transformer: attention heads (must divide d)")
+    precision: str = _f("fp32", choices=PRECISIONS, help="training steps' arithmetic: float32 or bf16 autocast")
     max_epochs: int = _f(1, lo=1, hi=1000, help="training epochs at most (the stopping rule may end sooner)")
     batch_size: int = _f(256, lo=1, hi=65_536, help="training batch size")
     lr: float = _f(3e-3, lo=0.0, lo_open=True, hi=1.0, help="Adam learning rate")
@@ -243,6 +249,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "quantize.ks": (16, 32), "quantize.n_landmarks": 1_000, "quantize.kmeans_init_sample": 20_000,
         "vqvae.ks": (32, 16), "vqvae.max_epochs": 1, "vqvae.kmeans_init_batches": 2,
         "prior.ks": (32, 16), "prior.pixelcnn_channels": 16, "prior.transformer_dim": 32, "prior.n_show": 16,
+        "prior.precision": "bf16",  # the tests run the bf16 path through the notebooks
         "comparison.n_samples": 1_000, "comparison.classifier_max_epochs": 1, "comparison.adapt_max_epochs": 1,
         "quantize.kmeans_max_iter": 100,
     },

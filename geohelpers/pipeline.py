@@ -595,7 +595,8 @@ def train_prior(kind: str, codes_name: str, k: int, cfg: Config, evaluate: bool 
     tag = artifacts.identity(f"prior/{kind}_{codes_name}", cfg, ("prior",), {"codes": code_identity(codes_name, cfg)})
     ckpt = store.checkpoint_path(cfg.profile, f"prior_{kind}_{codes_name}")
     history = fit(model, train, val, max_epochs=p.max_epochs, lr=p.lr, checkpoint=ckpt, tag=tag,
-                  device=pick_device(cfg.device), desc=f"{kind} on {codes_name} epoch", **stopping(cfg))
+                  device=pick_device(cfg.device), desc=f"{kind} on {codes_name} epoch", precision=p.precision,
+                  **stopping(cfg))
     if not evaluate:
         return TrainedPrior(model, history, history.epochs_this_call > 0, {}, float("nan"))
     test = model.evaluate(torch.from_numpy(codes["test"]), cfg.data.eval_batch_size)

@@ -14,11 +14,16 @@
 - a later call with the same checkpoint path and tag resumes after the last finished epoch and gives the
   same weights as an uninterrupted run; a checkpoint of a finished run is simply loaded;
 - a non-finite loss stops training with :class:`NonFiniteLossError`, naming the step;
+- ``precision="bf16"`` computes the training steps' forward passes under bf16 autocast (matrix products
+  and convolutions in bfloat16, reductions such as the log-softmax in float32; the weights, gradients and
+  the optimizer stay float32); validation is always float32, so the stopping rule and every reported loss
+  see full precision;
 - wall time is recorded per epoch and in total (summed over resumed calls).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -31,6 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .config import PRECISIONS
 from .data import Batches
 
 
@@ -97,6 +103,16 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 STOP_REASONS = ("patience", "max_epochs")
 
 
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context of a training step's forward pass: nothing for ``"fp32"``, bf16 autocast on
+    ``device`` for ``"bf16"``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"parameter 'precision' is {precision!r}; allowed: one of {', '.join(map(repr, PRECISIONS))}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 @dataclass
 class StoppingRule:
     """When training ends: after ``max_epochs``, or once the monitored validation loss has gone
@@ -159,7 +175,7 @@ def evaluate_loss(model: torch.nn.Module, batches: Batches, device: torch.device
 def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, max_epochs: int, lr: float,
         patience: int | None = None, min_delta: float = 0.0,
         checkpoint: str | Path | None = None, tag: str = "", device: torch.device | str | None = None,
-        desc: str = "train", stop_after: int | None = None,
+        desc: str = "train", stop_after: int | None = None, precision: str = "fp32",
         optimizer: Callable[[Any], torch.optim.Optimizer] | None = None,
         on_epoch_end: Callable[[torch.nn.Module, int, dict[str, float]], dict[str, float] | None] | None = None,
         ) -> History:
@@ -173,11 +189,13 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
     best-validation weights (the last ones when ``patience`` is ``None``) and is left in eval mode on
     the CPU, where the book's analysis (encoding, quantization, metrics, sampling) runs: ``device`` is
     the training device only, so a model trained now and one loaded from its checkpoint are the same.
+    ``precision`` (``"fp32"`` or ``"bf16"``) is that of the training steps' forward passes only.
     """
     rule = StoppingRule(max_epochs, patience, min_delta)
     if patience is not None and val is None:
         raise ValueError("parameter 'patience' needs a validation set ('val'); allowed: patience=None without one")
     device = device if isinstance(device, torch.device) else pick_device(device or "auto")
+    autocast(precision, device)  # a bad precision fails here, before any work
     model.to(device)
     opt = optimizer(model.parameters()) if optimizer else torch.optim.Adam(model.parameters(), lr=lr)
     history, start, best_state = History(), 0, None
@@ -205,7 +223,8 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
                    mininterval=float(os.environ.get("TQDM_MININTERVAL", 0.5)), leave=True)
         for batch in bar:
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
-            loss, logs = model.loss(batch)
+            with autocast(precision, device):
+                loss, logs = model.loss(batch)
             history.steps += 1
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(

@@ -87,8 +87,9 @@ def test_samples_valid_and_seeded(kind):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("kind", ["pixelcnn", "transformer"])
-def test_overfits_a_tiny_set_through_the_training_loop(kind, tmp_path):
+def test_overfits_a_tiny_set_through_the_training_loop(kind, precision, tmp_path):
     k = 16
     gen = torch.Generator().manual_seed(0)
     codes = torch.randint(0, k, (4, 5, 5), generator=gen)
@@ -96,7 +97,8 @@ def test_overfits_a_tiny_set_through_the_training_loop(kind, tmp_path):
     model = (GatedPixelCNN(k, (5, 5), channels=32, n_layers=4) if kind == "pixelcnn"
              else CodeTransformer(k, (5, 5), dim=32, n_layers=2, heads=2))
     before = model.evaluate(codes)["nll_nats_per_token"]
-    fit(model, Batches(codes.repeat(16, 1, 1), batch_size=16, shuffle=True), max_epochs=60, lr=1e-2, device="cpu")
+    fit(model, Batches(codes.repeat(16, 1, 1), batch_size=16, shuffle=True), max_epochs=60, lr=1e-2, device="cpu",
+        precision=precision)
     after = model.evaluate(codes)
     assert before > 2.0
     # Four maps: after the first code (ln 4 spread over 25 positions at most) everything is determined.
@@ -167,3 +169,33 @@ def test_prior_and_codebook_must_agree_on_k():
     with pytest.raises(ValueError, match="'shape' mismatch"):
         pipeline.check_prior_fits(prior, 32, (16,))
     pipeline.check_prior_fits(prior, 32, (7, 7))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_written_out_attention_equals_the_fused_one(causal):
+    from geohelpers.models.transformer import written_out_attention
+
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 9, 8, generator=gen) for _ in range(3))
+    fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    assert torch.allclose(written_out_attention(q, k, v, causal), fused, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["pixelcnn", "transformer"])
+def test_bf16_autocast_keeps_causality_and_the_logits(kind):
+    """Under bf16 autocast (the Transformer then takes the written-out attention) no position sees itself
+    or the future, and the logits stay those of float32 up to bf16 rounding."""
+    k, shape = 11, (7, 7)
+    model = make(kind, k, shape)
+    gen = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, k, (3, *shape), generator=gen)
+    exact = model.logits(codes)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        base = model.logits(codes).float()
+        for i in (0, 10, 24, 48):
+            changed = codes.clone().view(3, -1)
+            changed[:, i:] = torch.randint(0, k, changed[:, i:].shape, generator=gen)
+            out = model.logits(changed.view(3, *shape)).float()
+            assert torch.equal(out[:, :i + 1], base[:, :i + 1]), f"position {i} sees the future"
+    assert (base - exact).abs().max() < 0.05
+    assert not torch.equal(base, exact)  # bf16 did run

@@ -6,7 +6,7 @@ from torch import nn
 
 from geohelpers.data import Batches
 from geohelpers.models.vae import GridVAE
-from geohelpers.train import NonFiniteLossError, fit, pick_device, seed_everything
+from geohelpers.train import NonFiniteLossError, evaluate_loss, fit, pick_device, seed_everything
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +173,30 @@ def test_a_model_trained_on_cuda_comes_back_on_the_cpu():
     model, hist = _toy_fit([3.0, 2.0, 2.5, 2.6], max_epochs=4, patience=1, device_override="cuda")
     assert hist.stop_reason is not None
     assert {p.device.type for p in model.parameters()} == {"cpu"}
+
+
+def test_bf16_precision_trains_and_validates_in_float32():
+    """bf16 autocast covers the training steps only: the recorded validation loss is the float32 loss of
+    the weights kept, and the weights themselves stay float32."""
+    from geohelpers.models.transformer import CodeTransformer
+
+    codes = torch.randint(0, 8, (64, 4, 4), generator=torch.Generator().manual_seed(0))
+    val = Batches(codes[:16], batch_size=16)
+
+    def run(precision):
+        seed_everything(7)
+        model = CodeTransformer(8, (4, 4), dim=16, n_layers=1, heads=2)
+        hist = fit(model, Batches(codes, batch_size=16, shuffle=True, seed=7), val, max_epochs=2, lr=1e-2,
+                   device="cpu", precision=precision)
+        return model, hist
+
+    model, hist = run("bf16")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert hist.column("val_loss")[-1] == evaluate_loss(model, val, torch.device("cpu"))["loss"]
+    assert not _same_weights(model, run("fp32")[0])  # the steps did run in bf16
+
+
+def test_a_bad_precision_fails_before_training(images):
+    model = GridVAE(channels=(4, 8), latent_dim=2)
+    with pytest.raises(ValueError, match="'precision'.*'fp32', 'bf16'"):
+        fit(model, Batches(images, batch_size=32), max_epochs=1, lr=1e-2, device="cpu", precision="fp16")

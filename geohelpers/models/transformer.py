@@ -10,6 +10,12 @@ where ``Attn`` is multi-head causal self-attention (position i attends to positi
 start token and ``c_<i``). There is no encoder and no cross-attention. Logits are a linear map of the
 final layer norm.
 
+Attention is ``softmax(Q K^T / sqrt(d_head) + M) V`` with ``M`` the causal mask (``-inf`` above the
+diagonal). It is computed by PyTorch's fused ``scaled_dot_product_attention``, except under bf16 autocast
+on the CPU, where the same formula is written out (two batched matrix products and a masked softmax):
+on these short maps the fused CPU kernel makes a bf16 step slower than a float32 one, the written-out
+form faster (measured side by side in ``benchmarks/results/train_step.txt``).
+
 Sampling keeps each block's keys and values (a KV cache), so drawing a map costs one token's forward
 pass per position rather than one pass over the whole prefix.
 """
@@ -21,6 +27,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from .prior import CodePrior
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d_head) [+ causal mask]) v`` over (N, heads, length, d_head) tensors; a causal
+    mask lets query ``i`` see keys ``<= i`` (queries and keys of the same length). Fused, except under bf16
+    autocast on the CPU (:func:`written_out_attention`)."""
+    if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return written_out_attention(q, k, v, causal)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+
+def written_out_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
+    """:func:`attention` as two batched matrix products around a (masked) softmax."""
+    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if causal:
+        future = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).triu(1)
+        scores = scores.masked_fill(future, float("-inf"))
+    return scores.softmax(-1) @ v
 
 
 class Block(nn.Module):
@@ -45,9 +69,9 @@ class Block(nn.Module):
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
             cache["k"], cache["v"] = k, v
-            att = F.scaled_dot_product_attention(q, k, v)  # the new token may see every cached one
+            att = attention(q, k, v, causal=False)  # the new token may see every cached one
         else:
-            att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            att = attention(q, k, v, causal=True)
         x = x + self.proj(att.transpose(1, 2).reshape(x.shape))
         return x + self.mlp(self.ln2(x))
 
