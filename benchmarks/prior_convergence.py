@@ -1,0 +1,118 @@
+"""How good a prior gets when the stopping rule, not the standard profile's cap, ends its training.
+
+The standard profile caps the priors at three epochs (notebook 04), and their samples are far from digits
+(notebook 06). This benchmark trains one prior of the book, with the standard profile's sizes, on one
+stored code set, under the training loop's stopping rule (``training.patience`` / ``min_delta``) with a
+high cap, and scores its samples as notebook 06 does: ``--n`` samples per temperature, decoded through
+the code set's codebook and the VAE's decoder, Frechet distance and Inception Score on the book's MNIST
+classifier (trained here under the same rule), beside the real-data floor (as many training images).
+
+It works on copies: the VAE, codebook and code maps are copied from ``--artifacts`` (a standard run's
+``artifacts/standard``, up to date for this code) into a scratch home, so that the book's own prior
+checkpoint is never overwritten by this longer training.
+
+    python benchmarks/prior_convergence.py --artifacts artifacts/standard --threads 1 \\
+        --out benchmarks/results/prior_convergence.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--artifacts", required=True, help="a standard run's artifacts/standard folder")
+    parser.add_argument("--vae", default="grid", choices=("grid", "flat"))
+    parser.add_argument("--method", default="kmeans", help="codebook method of the code set")
+    parser.add_argument("--k", type=int, default=512)
+    parser.add_argument("--kind", default="pixelcnn", choices=("pixelcnn", "transformer"))
+    parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    parser.add_argument("--max-epochs", type=int, default=60)
+    parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 0.9, 0.8, 0.7])
+    parser.add_argument("--n", type=int, default=10_000, help="samples per temperature")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default=None, help="also write the report here (and a sample grid beside it)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    src = Path(args.artifacts).resolve()
+    home = Path(tempfile.mkdtemp(prefix="prior_convergence_"))
+    os.environ["GEOVQ_HOME"] = str(home)
+    from geohelpers import pipeline
+    from geohelpers.config import resolve
+    from geohelpers.data import load_mnist
+
+    dst = home / "artifacts" / "standard"
+    name = f"{args.vae}_{args.method}_K{args.k}"
+    for rel in [f"vae_{args.vae}.pt", f"codes/{name}.npz", *(p.relative_to(src).as_posix()
+                for p in src.glob(f"codebooks/{name}_*.npz"))]:
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / rel, dst / rel)
+    cfg = resolve("standard", {"prior.max_epochs": args.max_epochs, "prior.precision": args.precision})
+    data = load_mnist(cfg.data)
+    t0 = time.perf_counter()
+    vae = pipeline.train_vae(args.vae, cfg, data)
+    if vae.trained_now:
+        raise SystemExit(f"the {args.vae} VAE in {src} is not up to date for this code: run the book first")
+    prior = pipeline.train_prior(args.kind, name, args.k, cfg)
+    h = prior.history
+    cb = pipeline.load_codebook(args.vae, args.method, args.k, cfg)
+    clf = pipeline.train_classifier(cfg, data)
+    floor, reference, _ = pipeline.real_data_floor(clf.model, data, args.n)
+    lines = [f"# prior_convergence: torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
+             f"the standard {args.kind} ({args.precision}) on {name}, cap {args.max_epochs} epochs, "
+             f"stopping rule patience {cfg.training.patience}, min_delta {cfg.training.min_delta}",
+             f"epochs trained: {len(h.epochs)} (stopped by: {h.stop_reason}; best epoch {h.best_epoch}), "
+             f"training {h.wall_time_s:.0f} s",
+             "validation NLL per epoch (nats per code): " + ", ".join(f"{e['val_loss']:.4f}" for e in h.epochs),
+             f"test NLL {prior.test['nll_nats_per_token']:.4f} nats per code, "
+             f"{prior.test['bits_per_image']:.1f} bits per image",
+             f"classifier: {len(clf.history.epochs)} epochs, test accuracy {floor['test_accuracy']:.4f}",
+             f"real-data floor ({args.n} training images): FD {floor['frechet_distance']:.2f}, "
+             f"IS {floor['inception_score']:.2f}", ""]
+    for t in args.temperatures:
+        s = time.perf_counter()
+        codes = prior.model.sample(args.n, temperature=t, seed=cfg.seed, batch_size=5000, progress=False)
+        images = pipeline.decode_codebook_samples(prior.model, codes, cb, vae.model)
+        score = pipeline.score_samples(clf.model, images, reference)
+        lines.append(f"T = {t:<4} FD {score['frechet_distance']:7.2f} "
+                     f"({score['frechet_distance'] / floor['frechet_distance']:5.1f}x the floor)   "
+                     f"IS {score['inception_score']:.2f}   class TV from uniform "
+                     f"{score['class_tv_from_uniform']:.3f}   sampling+scoring {time.perf_counter() - s:.0f} s")
+        if args.out and t == args.temperatures[0]:
+            _grid(images[:64], Path(args.out).with_suffix(".png"), f"{args.kind} on {name}, T = {t}")
+    lines.append(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    report = "\n".join(lines)
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report + "\n")
+    shutil.rmtree(home, ignore_errors=True)
+    return report
+
+
+def _grid(images, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = images.view(8, 8, 28, 28).permute(0, 2, 1, 3).reshape(224, 224)
+    fig, ax = plt.subplots(figsize=(4, 4.3))
+    ax.imshow(g.numpy(), cmap="gray")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
