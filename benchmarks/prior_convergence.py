@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> str:
     from geohelpers import pipeline
     from geohelpers.config import resolve
     from geohelpers.data import load_mnist
-    from geohelpers.run import _parse_set
+    from geohelpers.run import parse_set
 
     dst = home / "artifacts" / "standard"
     name = f"{args.vae}_{args.method}_K{args.k}"
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> str:
                 for p in src.glob(f"codebooks/{name}_*.npz"))]:
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / rel, dst / rel)
-    overrides = {"prior.max_epochs": args.max_epochs, "prior.precision": args.precision, **_parse_set(args.set)}
+    overrides = {"prior.max_epochs": args.max_epochs, "prior.precision": args.precision, **parse_set(args.set)}
     cfg = resolve("standard", overrides)
     data = load_mnist(cfg.data)
     t0 = time.perf_counter()

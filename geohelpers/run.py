@@ -73,7 +73,7 @@ def input_hashes(paths: list[Path], profile: str, overrides: dict[str, Any]) -> 
     return {p.name: out[p.name] for p in paths}
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
+def parse_set(items: list[str]) -> dict[str, Any]:
     """``["a=1", "b=(8, 16)", "c=cpu"]`` -> ``{"a": 1, "b": (8, 16), "c": "cpu"}`` (Python literals, else strings).
 
     Every item counts, however the ``--set`` flags were written; the same name given twice with
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="with --sweep: points do not start from a copy of this profile's artifacts")
     args = parser.parse_args(argv)
     try:
-        overrides = _parse_set(args.set)
+        overrides = parse_set(args.set)
         resolve(args.profile, overrides)  # fail on bad parameters before any work
         sweeps = sweep.parse_sweeps(args.sweep)
         clash = sorted(set(sweeps) & set(overrides))

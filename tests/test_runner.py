@@ -32,7 +32,7 @@ def test_input_hashes_chain_through_earlier_notebooks(tmp_path, monkeypatch):
 
 
 def test_set_overrides_are_parsed_as_literals():
-    assert run._parse_set(["grid_vae.max_epochs=3", "grid_vae.channels=(8,16)", "device=cpu"]) == {
+    assert run.parse_set(["grid_vae.max_epochs=3", "grid_vae.channels=(8,16)", "device=cpu"]) == {
         "grid_vae.max_epochs": 3, "grid_vae.channels": (8, 16), "device": "cpu"}
 
 
@@ -67,7 +67,7 @@ def test_a_name_set_twice_with_two_values_is_an_error(capsys):
     with pytest.raises(SystemExit):
         run.main(["--profile", "quick", "--set", "grid_vae.max_epochs=1", "--set", "grid_vae.max_epochs=2"])
     assert "'grid_vae.max_epochs' twice, as 1 and 2" in capsys.readouterr().err
-    assert run._parse_set(["seed=1", "seed=1"]) == {"seed": 1}  # the same value twice is harmless
+    assert run.parse_set(["seed=1", "seed=1"]) == {"seed": 1}  # the same value twice is harmless
 
 
 def test_a_misspelt_name_suggests_the_closest(capsys):
