@@ -53,9 +53,20 @@ def main(argv: list[str] | None = None) -> str:
     if args.threads:
         torch.set_num_threads(args.threads)
     src = Path(args.artifacts).resolve()
-    home = Path(tempfile.mkdtemp(prefix="prior_convergence_"))
-    os.environ["GEOVQ_HOME"] = str(home)
-    from geohelpers import pipeline
+    with tempfile.TemporaryDirectory(prefix="prior_convergence_") as home:
+        os.environ["GEOVQ_HOME"] = home
+        report = _measure(args, src, Path(home))
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report + "\n")
+    return report
+
+
+def _measure(args: argparse.Namespace, src: Path, home: Path) -> str:
+    """Copy the inputs into ``home``, train the prior and the classifier there, score the samples."""
+    import torch
+
+    from geohelpers import artifacts, pipeline, store
     from geohelpers.config import resolve
     from geohelpers.data import load_mnist
     from geohelpers.run import parse_set
@@ -68,11 +79,12 @@ def main(argv: list[str] | None = None) -> str:
         shutil.copy2(src / rel, dst / rel)
     overrides = {"prior.max_epochs": args.max_epochs, "prior.precision": args.precision, **parse_set(args.set)}
     cfg = resolve("standard", overrides)
+    ckpt = store.checkpoint_path(cfg.profile, f"vae_{args.vae}")
+    artifacts.check(src / ckpt.name, torch.load(ckpt, map_location="cpu", weights_only=False).get("tag"),
+                    pipeline.vae_tag(args.vae, cfg), "run the book (notebook 01) at standard with this code first")
     data = load_mnist(cfg.data)
     t0 = time.perf_counter()
-    vae = pipeline.train_vae(args.vae, cfg, data)
-    if vae.trained_now:
-        raise SystemExit(f"the {args.vae} VAE in {src} is not up to date for this code: run the book first")
+    vae = pipeline.train_vae(args.vae, cfg, data)  # loaded: its identity was checked above
     prior = pipeline.train_prior(args.kind, name, args.k, cfg)
     h = prior.history
     cb = pipeline.load_codebook(args.vae, args.method, args.k, cfg)
@@ -102,12 +114,7 @@ def main(argv: list[str] | None = None) -> str:
         if args.out and t == args.temperatures[0]:
             _grid(images[:64], Path(args.out).with_suffix(".png"), f"{args.kind} on {name}, T = {t}")
     lines.append(f"\ntotal {time.perf_counter() - t0:.0f} s")
-    report = "\n".join(lines)
-    print(report)
-    if args.out:
-        Path(args.out).write_text(report + "\n")
-    shutil.rmtree(home, ignore_errors=True)
-    return report
+    return "\n".join(lines)
 
 
 def _grid(images, path: Path, title: str) -> None:
