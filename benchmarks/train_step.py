@@ -14,7 +14,9 @@ To tell an implementation that wastes the machine from one that is limited by it
 line also gives the floating-point operations of its training step (forward and backward, counted by
 ``torch.utils.flop_counter`` on today's float32 step, so every candidate is credited with the same work)
 per second, and the report starts with the rate of a large matrix product on the same threads, in float32
-and in bf16: what this CPU can do at best. The priors train on real code maps when ``--codes`` names a stored ``.npz`` (e.g.
+and in bf16: what this CPU can do at best.
+
+The priors train on real code maps when ``--codes`` names a stored ``.npz`` (e.g.
 ``artifacts/standard/codes/grid_kmeans_K512.npz``), else on synthetic maps with structure (each row
 repeats a code drawn per map, so context helps).
 
