@@ -321,16 +321,41 @@ def paired_orders(values: Mapping[str, Mapping[str, float]], names: Iterable[str
     return pd.DataFrame(rows)
 
 
+#: Columns of :func:`headline_values` that name a sample-fidelity score of each quantizer's generator: that of
+#: the prior notebook 06 chose on validation for the quantizer's codes (``prior (validation)``), scored on 06's
+#: classifier. Each seed trains its own classifier, so a spread over seeds includes the scorer's.
+FIDELITY = {"FD": ("FD", "frechet_distance"), "IS": ("IS", "inception_score")}
+
+#: The row :func:`headline_values` adds for a fidelity column: real test images scored the same way.
+REAL_DATA = "real data (floor)"
+
+
 def headline_values(point: Mapping[str, Any], column: str = "test MSE") -> dict[str, float]:
-    """One point's headline ``column`` per quantizer (notebook 06's table), plus the verdict's ratios."""
+    """One point's headline ``column`` per quantizer (notebook 06's table).
+
+    ``"test MSE"`` adds the verdict's MSE ratios; ``"FD"`` or ``"IS"`` (:data:`FIDELITY`) give each
+    quantizer's Frechet distance or Inception Score of the prior chosen on validation, and the real-data
+    floor as :data:`REAL_DATA`; any other name is a headline column read as it stands.
+    """
     m = point["results"]["06_comparison"]["metrics"]
+    if column in FIDELITY:
+        prefix, floor = FIDELITY[column]
+        out = {row["quantizer"]: float(row[f"{prefix} {row['prior (validation)']}"]) for row in m["headline"]}
+        out[REAL_DATA] = float(m["real_data_floor"][floor])
+        return out
     out = {row["quantizer"]: float(row[column]) for row in m["headline"]}
-    v = m["verdict"]
-    for key in ("mse_ratio_a_posteriori_over_end_to_end", "mse_ratio_a_posteriori_over_hybrid",
-                "mse_ratio_adapted_over_end_to_end"):
-        if v.get(key) is not None:
-            out[key] = float(v[key])
+    if column == "test MSE":
+        v = m["verdict"]
+        for key in ("mse_ratio_a_posteriori_over_end_to_end", "mse_ratio_a_posteriori_over_hybrid",
+                    "mse_ratio_adapted_over_end_to_end"):
+            if v.get(key) is not None:
+                out[key] = float(v[key])
     return out
+
+
+def _quantizers(values: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The quantizers among :func:`headline_values`' keys (not the ratios, not the real-data floor)."""
+    return [q for q in next(iter(values.values())) if not q.startswith("mse_ratio") and q != REAL_DATA]
 
 
 def beta_rows(points: Sequence[Mapping[str, Any]], beta: str = "grid_vae.beta") -> list[dict]:
@@ -406,14 +431,23 @@ def seed_verdicts(points: Sequence[Mapping[str, Any]]) -> "Any":
 
 def seed_orders(points: Sequence[Mapping[str, Any]], column: str = "test MSE") -> "Any":
     """:func:`paired_orders` of the quantizers' headline ``column`` over the points of a seed sweep: a
-    difference between two quantizers counts only when it has the same sign in every seed."""
+    difference between two quantizers counts only when it has the same sign in every seed. For ``"IS"``,
+    where higher is better, "lower" still means the lower score."""
     import pandas as pd
 
     if not points:
         return pd.DataFrame(columns=["a", "b", "points", "a lower in", "verdict"])
     values = {p["point"]: headline_values(p, column) for p in points}
-    names = [q for q in next(iter(values.values())) if not q.startswith("mse_ratio")]
-    return paired_orders(values, names)
+    return paired_orders(values, _quantizers(values))
+
+
+def _orders_sentence(points: Sequence[Mapping[str, Any]], column: str) -> str:
+    """How many pairs of quantizers keep their order of ``column`` in every seed, and which do not."""
+    orders = seed_orders(points, column)
+    disagree = orders[orders["verdict"] == "the points disagree"]
+    text = f"Of the {len(orders)} pairs of quantizers, {len(orders) - len(disagree)} keep their order of {column} in every seed"
+    return text + (f"; the seeds disagree on {', '.join(f'{a} vs {b}' for a, b in zip(disagree['a'], disagree['b']))}."
+                   if len(disagree) else ".")
 
 
 def seed_prose(points: Sequence[Mapping[str, Any]], column: str = "test MSE") -> "Any":
@@ -436,13 +470,33 @@ def seed_prose(points: Sequence[Mapping[str, Any]], column: str = "test MSE") ->
             f"to the best end-to-end VQ-VAE is {ratio.mean():.3f} ± {ratio.std(ddof=1) if n > 1 else float('nan'):.3f} "
             f"(mean ± standard deviation; per seed {', '.join(f'{r:.3f}' for r in ratio)}); it is "
             f"{'above 1 in every seed' if (ratio > 1).all() else 'below 1 in every seed' if (ratio < 1).all() else 'on both sides of 1'}.")
-    orders = seed_orders(points, column)
     if n > 1:
-        disagree = orders[orders["verdict"] == "the points disagree"]
-        text += (f" Of the {len(orders)} pairs of quantizers, {len(orders) - len(disagree)} keep their order of "
-                 f"{column} in every seed")
-        text += (f"; the seeds disagree on {', '.join(f'{a} vs {b}' for a, b in zip(disagree['a'], disagree['b']))}."
-                 if len(disagree) else ".")
+        text += " " + _orders_sentence(points, column)
+    return Prose(text)
+
+
+def seed_fidelity_prose(points: Sequence[Mapping[str, Any]]) -> "Any":
+    """Sentences generated from a seed sweep's sample fidelity (:data:`FIDELITY`): per seed, the generator
+    with the lowest FD and the real-data floor; the lowest FD over the floor, as mean and range over seeds;
+    and which orders of the quantizers' FD hold in every seed."""
+    from .report import Prose
+
+    if not points:
+        return Prose("No up-to-date point of the seed sweep is stored for this profile, so no spread of the "
+                     "samples' fidelity is shown.")
+    fd = spread({p["point"]: headline_values(p, "FD") for p in points})
+    seeds = [c for c in fd.columns if c not in ("mean", "std", "n")]
+    names = [q for q in fd.index if q != REAL_DATA]
+    best = {s: fd.loc[names, s].idxmin() for s in seeds}
+    over = [fd.loc[best[s], s] / fd.loc[REAL_DATA, s] for s in seeds]
+    chosen = list(dict.fromkeys(best.values()))
+    text = ("The lowest FD is " + (f"that of {chosen[0]} in all {len(seeds)} seeds" if len(chosen) == 1 else
+                                   "reached by " + ", ".join(f"{best[s]} in {s}" for s in seeds))
+            + f"; it is {sum(over) / len(over):.0f} times the real-data floor on average over the seeds (from "
+            f"{min(over):.0f} to {max(over):.0f} times; the floor itself is "
+            f"{fd.loc[REAL_DATA, 'mean']:.2f} ± {fd.loc[REAL_DATA, 'std'] if len(seeds) > 1 else float('nan'):.2f}).")
+    if len(seeds) > 1:
+        text += " " + _orders_sentence(points, "FD")
     return Prose(text)
 
 

@@ -176,6 +176,43 @@ def test_seed_views_give_the_spread_and_sentences_the_numbers_support():
     assert "No up-to-date point" in empty and sweep.seed_table([]).empty
 
 
+def _fidelity_point(name, seed, fd, floor, chosen=None):
+    """A seed point whose notebook 06 scored each quantizer's two priors: ``fd`` maps quantizer -> (FD of the
+    PixelCNN, FD of the Transformer); ``chosen`` the prior picked on validation (default the PixelCNN)."""
+    chosen = chosen or {}
+    rows = [{"quantizer": q, "test MSE": 0.004, "prior (validation)": chosen.get(q, "pixelcnn"),
+             "FD pixelcnn": a, "FD transformer": b, "IS pixelcnn": 9.0 - a / 100, "IS transformer": 9.0 - b / 100}
+            for q, (a, b) in fd.items()]
+    return {"point": name, "params": {"seed": seed}, "overrides": {"seed": seed}, "results": {"06_comparison": {"metrics": {
+        "headline": rows, "real_data_floor": {"frechet_distance": floor, "inception_score": 9.8},
+        "verdict": {"mse_ratio_a_posteriori_over_end_to_end": 2.0}}}}}
+
+
+def test_seed_fidelity_reads_the_prior_chosen_on_validation_and_keeps_the_floor_out_of_the_orders():
+    points = [_fidelity_point("seed=0", 0, {"kmeans": (180.0, 300.0), "VQ-VAE ema": (170.0, 240.0)}, 3.0),
+              _fidelity_point("seed=1", 1, {"kmeans": (150.0, 90.0), "VQ-VAE ema": (160.0, 250.0)}, 2.0,
+                              chosen={"kmeans": "transformer"}),
+              _fidelity_point("seed=2", 2, {"kmeans": (200.0, 300.0), "VQ-VAE ema": (100.0, 240.0)}, 2.5)]
+    values = sweep.headline_values(points[1], "FD")
+    assert values == {"kmeans": 90.0, "VQ-VAE ema": 160.0, sweep.REAL_DATA: 2.0}  # kmeans: its Transformer's FD
+    assert "mse_ratio_a_posteriori_over_end_to_end" not in values  # MSE ratios only beside test MSE
+    assert sweep.headline_values(points[0], "IS")["kmeans"] == pytest.approx(7.2)
+    table = sweep.seed_table(points, "FD")
+    assert table.loc[sweep.REAL_DATA, "mean"] == pytest.approx(2.5) and table.loc["kmeans", "seed=1"] == 90.0
+    orders = sweep.seed_orders(points, "FD")
+    assert len(orders) == 1 and orders.iloc[0]["verdict"] == "the points disagree"  # the floor is no quantizer
+    text = str(sweep.seed_fidelity_prose(points))
+    assert "VQ-VAE ema in seed=0, kmeans in seed=1, VQ-VAE ema in seed=2" in text
+    # lowest FD over the floor: 170/3, 90/2, 100/2.5 -> 56.7, 45, 40: mean 47, from 40 to 57
+    assert "47 times the real-data floor" in text and "from 40 to 57 times" in text and "2.50 ± 0.50" in text
+    assert "the seeds disagree on kmeans vs VQ-VAE ema" in text
+    same = [_fidelity_point(f"seed={s}", s, {"kmeans": (180.0, 300.0), "VQ-VAE ema": (170.0 + s, 240.0)}, 3.0)
+            for s in range(2)]
+    text = str(sweep.seed_fidelity_prose(same))
+    assert "that of VQ-VAE ema in all 2 seeds" in text and "1 keep their order of FD in every seed." in text
+    assert "No up-to-date point" in str(sweep.seed_fidelity_prose([]))
+
+
 def test_beta_views_compare_every_beta_with_one_end_to_end_reference():
     def point(beta, mse, active):
         return {"params": {"grid_vae.beta": beta}, "overrides": {"grid_vae.beta": beta}, "results": {
