@@ -255,10 +255,11 @@ def _main_sweep(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dic
                 parser: argparse.ArgumentParser) -> None:
     """``--sweep``: every point through :func:`geohelpers.sweep.execute_sweep`, then a summary; exits
     non-zero when a point failed (the others' results are kept)."""
-    paths = notebooks()
+    paths = [p for p in notebooks() if p.name not in sweep.READS_SWEEPS]
     only = [p.name for p in paths if not args.only or p.name[:2] in args.only]
     if args.only and len(only) != len(args.only):
-        parser.error(f"--only: allowed: {', '.join(p.name[:2] for p in paths)}")
+        parser.error(f"--only: allowed with --sweep: {', '.join(p.name[:2] for p in paths)} (a point never runs "
+                     f"{', '.join(sweep.READS_SWEEPS)}, which reads the sweeps)")
     report = sweep.execute_sweep(args.profile, sweeps, overrides, only, scheduler=args.scheduler, workers=args.workers,
                                  reuse_artifacts=not args.fresh_points)
     print(f"\n[run] sweep {report.name}, profile {args.profile}: {len(report.done)} ran, {len(report.skipped)} up to "

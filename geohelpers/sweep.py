@@ -5,8 +5,8 @@
     python -m geohelpers.run --profile standard --sweep seed=0,1 --sweep grid_vae.beta=0.1,1.0   # the product
 
 A *point* is one assignment of the swept parameters. Each point is an independent papermill execution of
-the notebooks (all of them, or those of ``--only``) with the profile, the runner's ``--set`` overrides and
-the point's own values, in its own folder:
+the notebooks (all of them but :data:`READS_SWEEPS`, or those of ``--only``) with the profile, the runner's
+``--set`` overrides and the point's own values, in its own folder:
 
 - ``sweeps/<profile>/<sweep>/<point>/`` (ignored by git): the point's ``$GEOVQ_HOME`` (artifacts, results)
   and its executed notebooks;
@@ -48,6 +48,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .config import ConfigError, resolve
+
+
+#: Notebooks that read the sweeps rather than being swept: a point never runs them (run inside a point, they
+#: would read that point's own, empty, sweeps), so a sweep's notebooks are all the others by default.
+READS_SWEEPS = ("08_seeds_and_beta.ipynb",)
 
 
 @dataclass(frozen=True)
@@ -208,7 +213,10 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
     from .store import home
 
     base = dict(base or {})
-    names = [p.name for p in run.notebooks()] if not notebooks else list(notebooks)
+    names = [p.name for p in run.notebooks() if p.name not in READS_SWEEPS] if not notebooks else list(notebooks)
+    if set(names) & set(READS_SWEEPS):
+        raise ConfigError(f"notebooks: a sweep point cannot run {', '.join(sorted(set(names) & set(READS_SWEEPS)))}, "
+                          f"which reads the sweeps; allowed: the others")
     name = sweep_name(sweeps)
     report = SweepReport(name)
     todo = []

@@ -30,6 +30,20 @@ def test_a_swept_parameter_cannot_also_be_set(capsys):
     assert "both set (--set) and swept (--sweep)" in capsys.readouterr().err
 
 
+def test_a_point_never_runs_the_notebook_that_reads_the_sweeps(capsys):
+    # by default a sweep's notebooks are every one but 08, so the stamp of the book's sweep command is that
+    # of the sweeps of record (computed with --only 01 ... 07)
+    names = [p.name for p in run.notebooks() if p.name not in sweep.READS_SWEEPS]
+    assert "08_seeds_and_beta.ipynb" in sweep.READS_SWEEPS and names[-1].startswith("07_")
+    assert sweep.point_stamp("standard", {"seed": 1}, names) == \
+        sweep.point_stamp("standard", {"seed": 1}, [n for n in names if n[:2] in ("01", "07")])
+    with pytest.raises(SystemExit):
+        run.main(["--profile", "quick", "--only", "08", "--sweep", "seed=0,1"])
+    assert "reads the sweeps" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="reads the sweeps"):
+        sweep.execute_sweep("quick", {"seed": [0]}, notebooks=["01_vae.ipynb", "08_seeds_and_beta.ipynb"])
+
+
 QUICK_POINT = ["--profile", "quick", "--only", "01", "--workers", "2",
                "--set", "data.n_train=300", "data.n_val=100", "data.n_test=100"]
 
