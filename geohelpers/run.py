@@ -255,7 +255,7 @@ def _main_sweep(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dic
                 parser: argparse.ArgumentParser) -> None:
     """``--sweep``: every point through :func:`geohelpers.sweep.execute_sweep`, then a summary; exits
     non-zero when a point failed (the others' results are kept)."""
-    paths = [p for p in notebooks() if p.name not in sweep.READS_SWEEPS]
+    paths = sweep.swept_notebooks()
     only = [p.name for p in paths if not args.only or p.name[:2] in args.only]
     if args.only and len(only) != len(args.only):
         parser.error(f"--only: allowed with --sweep: {', '.join(p.name[:2] for p in paths)} (a point never runs "

@@ -55,6 +55,13 @@ from .config import ConfigError, resolve
 READS_SWEEPS = ("08_seeds_and_beta.ipynb",)
 
 
+def swept_notebooks() -> list[Path]:
+    """The notebooks a point may run, in order: every notebook of the book but :data:`READS_SWEEPS`."""
+    from . import run
+
+    return [p for p in run.notebooks() if p.name not in READS_SWEEPS]
+
+
 @dataclass(frozen=True)
 class Point:
     """One assignment of the swept parameters."""
@@ -209,14 +216,14 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
     from distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
-    from . import run
     from .store import home
 
     base = dict(base or {})
-    names = [p.name for p in run.notebooks() if p.name not in READS_SWEEPS] if not notebooks else list(notebooks)
-    if set(names) & set(READS_SWEEPS):
-        raise ConfigError(f"notebooks: a sweep point cannot run {', '.join(sorted(set(names) & set(READS_SWEEPS)))}, "
-                          f"which reads the sweeps; allowed: the others")
+    names = [p.name for p in swept_notebooks()] if not notebooks else list(notebooks)
+    clash = sorted(set(names) & set(READS_SWEEPS))
+    if clash:
+        raise ConfigError(f"notebooks: a sweep point cannot run {', '.join(clash)}, which reads the sweeps; "
+                          f"allowed: the others")
     name = sweep_name(sweeps)
     report = SweepReport(name)
     todo = []
@@ -332,7 +339,7 @@ def paired_orders(values: Mapping[str, Mapping[str, float]], names: Iterable[str
 #: Columns of :func:`headline_values` that name a sample-fidelity score of each quantizer's generator: that of
 #: the prior notebook 06 chose on validation for the quantizer's codes (``prior (validation)``), scored on 06's
 #: classifier. Each seed trains its own classifier, so a spread over seeds includes the scorer's.
-FIDELITY = {"FD": ("FD", "frechet_distance"), "IS": ("IS", "inception_score")}
+FIDELITY = {"FD": "frechet_distance", "IS": "inception_score"}  # headline column prefix -> real_data_floor key
 
 #: The row :func:`headline_values` adds for a fidelity column: real test images scored the same way.
 REAL_DATA = "real data (floor)"
@@ -347,9 +354,8 @@ def headline_values(point: Mapping[str, Any], column: str = "test MSE") -> dict[
     """
     m = point["results"]["06_comparison"]["metrics"]
     if column in FIDELITY:
-        prefix, floor = FIDELITY[column]
-        out = {row["quantizer"]: float(row[f"{prefix} {row['prior (validation)']}"]) for row in m["headline"]}
-        out[REAL_DATA] = float(m["real_data_floor"][floor])
+        out = {row["quantizer"]: float(row[f"{column} {row['prior (validation)']}"]) for row in m["headline"]}
+        out[REAL_DATA] = float(m["real_data_floor"][FIDELITY[column]])
         return out
     out = {row["quantizer"]: float(row[column]) for row in m["headline"]}
     if column == "test MSE":
@@ -493,7 +499,7 @@ def seed_fidelity_prose(points: Sequence[Mapping[str, Any]]) -> "Any":
         return Prose("No up-to-date point of the seed sweep is stored for this profile, so no spread of the "
                      "samples' fidelity is shown.")
     fd = spread({p["point"]: headline_values(p, "FD") for p in points})
-    seeds = [c for c in fd.columns if c not in ("mean", "std", "n")]
+    seeds = [p["point"] for p in points]
     names = [q for q in fd.index if q != REAL_DATA]
     best = {s: fd.loc[names, s].idxmin() for s in seeds}
     over = [fd.loc[best[s], s] / fd.loc[REAL_DATA, s] for s in seeds]
@@ -502,7 +508,7 @@ def seed_fidelity_prose(points: Sequence[Mapping[str, Any]]) -> "Any":
                                    "reached by " + ", ".join(f"{best[s]} in {s}" for s in seeds))
             + f"; it is {sum(over) / len(over):.0f} times the real-data floor on average over the seeds (from "
             f"{min(over):.0f} to {max(over):.0f} times; the floor itself is "
-            f"{fd.loc[REAL_DATA, 'mean']:.2f} ± {fd.loc[REAL_DATA, 'std'] if len(seeds) > 1 else float('nan'):.2f}).")
+            f"{fd.loc[REAL_DATA, 'mean']:.2f} ± {fd.loc[REAL_DATA, 'std']:.2f}).")  # std: NaN for one seed (ddof 1)
     if len(seeds) > 1:
         text += " " + _orders_sentence(points, "FD")
     return Prose(text)
