@@ -157,7 +157,13 @@ def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Se
     """Execute one point (in a Dask worker): its notebooks with papermill, with ``$GEOVQ_HOME`` in
     ``work_dir`` (its artifacts first seeded from ``artifacts_from`` by :func:`seed_artifacts`, when given);
     on success copy its results files to ``out_dir`` beside ``point.json``. Returns a summary; a failure is
-    returned (``status: failed``, the notebook and its error), never raised."""
+    returned (``status: failed``, the notebook and its error), never raised.
+
+    A point may take several calls (a killed sweep is simply called again: it reloads what the point
+    stored). ``seconds`` and ``wall_time_s`` are the finishing call's; ``interrupted_calls`` lists the
+    calls before it with the same stamp that ended unfinished, each with its start, its last record, the
+    notebook it was running or that failed, and the seconds of the notebooks it finished (time after its
+    last record is unknown)."""
     import papermill as pm
 
     from . import run
@@ -173,8 +179,20 @@ def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Se
                                "worker": socket.gethostname(), "pid": os.getpid(), "threads": threads,
                                "artifacts_seeded_from": artifacts_from if seeded else None, "artifacts_seeded": seeded}
     seconds: dict[str, float] = {}
+    # the point's calls that ended before it finished (killed, failed) keep their times in calls.json, which
+    # this call rewrites after every notebook; point.json takes those with this stamp as interrupted_calls
+    progress = work / "calls.json"
+    earlier = [c for c in (json.loads(progress.read_text()) if progress.exists() else []) if c.get("stamp") == stamp]
+    call: dict[str, Any] = {"stamp": stamp, "worker": summary["worker"], "pid": summary["pid"], "started": _now(),
+                            "seconds": seconds}
+
+    def keep(**state: Any) -> None:
+        call.update(state, updated=_now())
+        progress.write_text(json.dumps([*earlier, call], indent=2) + "\n")
+
     t_all = time.perf_counter()
     for name in notebooks:
+        keep(running=name)
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(str(run.SOURCES / name), str(work / "executed" / name),
@@ -183,10 +201,12 @@ def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Se
         except Exception as err:  # a failing point is reported, never raised into the others
             detail = f"{err.ename}: {err.evalue}" if isinstance(err, pm.PapermillExecutionError) else \
                 "".join(traceback.format_exception_only(type(err), err)).strip()
+            keep(running=None, failed=name, error=detail)
             return {**summary, "status": "failed", "failed_notebook": name, "error": detail, "seconds": seconds}
         seconds[name] = round(time.perf_counter() - t0, 1)
     summary.update(status="ok", seconds=seconds, wall_time_s=round(time.perf_counter() - t_all, 1),
-                   written=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                   interrupted_calls=earlier, written=_now())
+    progress.unlink()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -194,6 +214,10 @@ def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Se
         shutil.copy2(f, out / f.name)
     (out / "point.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -275,7 +299,7 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
     root.mkdir(parents=True, exist_ok=True)
     record_path = root / "sweep.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = _now()
     call = {"written": now, "workers": report.workers, "wall_time_s": round(report.wall_time_s, 1),
             "ran": [r["point"] for r in report.done], "up to date": [r["point"] for r in report.skipped],
             "failed": [r["point"] for r in report.failed]}
@@ -579,7 +603,9 @@ def beta_prose(summary: Sequence[Mapping[str, Any]], ratios: "Any", end_to_end: 
 
 
 def sweep_times(profile: str, name: str, root: Path | None = None) -> tuple["Any", dict[str, Any]]:
-    """Wall time of every point of a stored sweep (each notebook and in all, its worker and threads), and
+    """Wall time of every point of a stored sweep (each notebook and in all, as the call that finished it
+    ran them; for a point finished over several calls, how many were interrupted and the seconds of the
+    notebooks they finished; its worker and threads), and
     the sweep's own record (``sweep.json``): workers, wall time and date of the last call that ran points,
     and, since a sweep may be completed over several calls (one after another, or side by side on other
     points), how many calls ran points and their wall time: the length of the union of the calls' intervals
@@ -590,8 +616,13 @@ def sweep_times(profile: str, name: str, root: Path | None = None) -> tuple["Any
     rows = []
     for path in sorted(root.glob("*/point.json")):
         p = json.loads(path.read_text())
+        earlier = p.get("interrupted_calls") or []
         rows.append({"point": p["point"], **{n[:2]: s for n, s in p.get("seconds", {}).items()},
-                     "total (s)": p.get("wall_time_s"), "threads": p.get("threads"), "worker": p.get("worker")})
+                     "total (s)": p.get("wall_time_s"),
+                     **({"interrupted calls": len(earlier),
+                         "their finished notebooks (s)": round(sum(sum(c.get("seconds", {}).values())
+                                                                   for c in earlier), 1)} if earlier else {}),
+                     "threads": p.get("threads"), "worker": p.get("worker")})
     record = json.loads((root / "sweep.json").read_text()) if (root / "sweep.json").exists() else {}
     ran = [c for c in record.get("calls", []) if c.get("ran")]
     return pd.DataFrame(rows), {**{k: record.get(k) for k in ("workers", "wall_time_s", "written")},

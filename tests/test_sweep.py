@@ -132,6 +132,49 @@ def test_aggregation_gives_mean_spread_every_value_and_leaves_stale_points_out(t
     assert orders.loc[("a", "c"), "points"] == 3
 
 
+def test_a_point_finished_over_several_calls_keeps_the_times_of_its_interrupted_calls(tmp_path, monkeypatch):
+    import papermill
+
+    for var in ("GEOVQ_HOME", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TQDM_DISABLE"):  # run_point sets them
+        monkeypatch.setenv(var, "")
+    ends = {}  # notebook -> how its next execution ends: "fails" (an error), "killed" (the call dies)
+
+    def execute(source, target, **kwargs):
+        end = ends.pop(target.rsplit("/", 1)[-1], None)
+        if end == "fails":
+            raise RuntimeError("a notebook error")
+        if end == "killed":
+            raise KeyboardInterrupt  # what a killed worker leaves: nothing after the last record
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    point, names = sweep.points({"seed": [1]})[0], ["01_vae.ipynb", "02_w2_quantization.ipynb"]
+    work, out = tmp_path / "work", tmp_path / "out"
+
+    def call(stamp):
+        return sweep.run_point(point, "quick", {}, names, str(out), str(work), stamp)
+
+    ends["02_w2_quantization.ipynb"] = "fails"
+    assert call("a")["status"] == "failed" and not out.exists()
+    ends["02_w2_quantization.ipynb"] = "killed"
+    with pytest.raises(KeyboardInterrupt):
+        call("a")
+    assert call("a")["status"] == "ok"
+    done = json.loads((out / "point.json").read_text())
+    interrupted = done["interrupted_calls"]
+    assert [c.get("failed") for c in interrupted] == ["02_w2_quantization.ipynb", None]
+    assert [c["running"] for c in interrupted] == [None, "02_w2_quantization.ipynb"]
+    assert all(set(c["seconds"]) == {"01_vae.ipynb"} and c["stamp"] == "a" for c in interrupted)
+    assert set(done["seconds"]) == set(names) and not (work / "calls.json").exists()
+    times, _ = sweep.sweep_times("quick", "seed", root=tmp_path)  # out/ stands for a point's folder
+    assert times.loc[0, "interrupted calls"] == 2 and times.loc[0, "their finished notebooks (s)"] >= 0
+    # a call killed under another stamp (older code) is not this point's history
+    ends["01_vae.ipynb"] = "killed"
+    with pytest.raises(KeyboardInterrupt):
+        call("old")
+    call("a")
+    assert json.loads((out / "point.json").read_text())["interrupted_calls"] == []
+
+
 def test_sweep_times_count_every_call_that_ran_points_and_overlapping_time_once(tmp_path):
     def call(end, seconds, ran, workers=1):
         return {"written": f"2026-11-23T{end}+00:00", "workers": workers, "wall_time_s": seconds, "ran": ran}
