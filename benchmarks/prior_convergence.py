@@ -69,7 +69,7 @@ def _measure(args: argparse.Namespace, src: Path, home: Path) -> str:
     from geohelpers import artifacts, pipeline, store
     from geohelpers.config import resolve
     from geohelpers.data import load_mnist
-    from geohelpers.run import parse_set
+    from geohelpers.config import parse_set
 
     dst = home / "artifacts" / "standard"
     name = f"{args.vae}_{args.method}_K{args.k}"

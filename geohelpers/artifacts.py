@@ -6,7 +6,7 @@ is rebuilt. The identity is a hash of
 - what it is (``kind``, e.g. ``"vae/grid"``, ``"codebook/grid/kmeans/K512"``),
 - the config sections that shape it (always with the seed and the stopping rule),
 - the source of every module of ``geohelpers`` that can shape an artifact (all of them but
-  :data:`PRESENTATION`, which only draw tables, figures and pages),
+  :data:`NOT_IN_IDENTITY`, which run notebooks or draw tables, figures and pages),
 - the versions of the libraries that compute it (:data:`LIBRARIES`),
 - the identities of its inputs (the VAE a codebook quantizes, the codebook a code map comes from, the
   code map a prior is trained on).
@@ -19,14 +19,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from .config import Config
 
-#: Modules that shape no artifact (tables, figures, the runner, sweeps and the built book's check).
-PRESENTATION = frozenset({"run.py", "bookcheck.py", "sweep.py", "report.py", "plots.py", "studies.py"})
+#: The one list of what the package's modules shape. Every module not named here shapes artifacts and
+#: results, and enters every identity and every notebook's stamp.
+#: EXECUTION: runs notebooks and checks the built book; shapes no number (outside identities and stamps).
+EXECUTION = frozenset({"run.py", "notebooks.py", "sweep.py", "bookcheck.py"})
+#: SWEEP_ANALYSIS: notebook 08's analysis of the sweeps; outside identities and the sweep points' stamps,
+#: inside notebook 08's stamp (:func:`geohelpers.notebooks.input_hashes`).
+SWEEP_ANALYSIS = frozenset({"sweep_stats.py"})
+#: PRESENTATION: tables, figures, sentences; shapes a notebook's results and pages but no artifact (outside
+#: identities, inside the notebooks' stamps).
+PRESENTATION = frozenset({"report.py", "plots.py", "studies.py"})
+#: Modules outside every artifact's identity.
+NOT_IN_IDENTITY = EXECUTION | SWEEP_ANALYSIS | PRESENTATION
+
+#: The package's folder.
+PACKAGE_ROOT = Path(__file__).resolve().parent
 
 #: Libraries whose versions enter every identity.
 LIBRARIES = ("torch", "numpy", "faiss-cpu", "kmedoids", "scikit-learn", "scikit-learn-extra", "scipy")
@@ -36,18 +50,39 @@ class StaleArtifactError(RuntimeError):
     """A stored artifact was made by another configuration, code or input than the one asked for."""
 
 
-@lru_cache(maxsize=1)
-def source_digest() -> str:
-    """Hash of the source of every module of the package but :data:`PRESENTATION`."""
-    root = Path(__file__).resolve().parent
+def package_modules() -> list[Path]:
+    """The package's modules: those git tracks when the package lies in a git work tree (a stray file in the
+    folder changes no identity and no stamp), else every ``*.py`` file in it. Their content is read from the
+    work tree, so an uncommitted edit of a tracked module counts."""
+    root = PACKAGE_ROOT
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--", "*.py"], cwd=root, capture_output=True, check=True,
+                             timeout=30).stdout.decode()
+        tracked = sorted(root / name for name in out.split("\0") if name)
+    except (OSError, subprocess.SubprocessError):
+        tracked = []
+    return [f for f in tracked if f.exists()] or sorted(root.rglob("*.py"))
+
+
+def modules_digest(exclude: Iterable[str] = NOT_IN_IDENTITY, only: Iterable[str] | None = None) -> str:
+    """Hash of the source of the package's modules (:func:`package_modules`), by their path in the
+    package, leaving out ``exclude``; with ``only``, just those."""
+    root = PACKAGE_ROOT
+    exclude, only = set(exclude), set(only) if only is not None else None
     h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
+    for f in package_modules():
         rel = f.relative_to(root).as_posix()
-        if rel in PRESENTATION:
+        if rel in exclude or (only is not None and rel not in only):
             continue
         h.update(rel.encode())
         h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def source_digest() -> str:
+    """Hash of the source of every module that can shape an artifact (all but :data:`NOT_IN_IDENTITY`)."""
+    return modules_digest()[:16]
 
 
 @lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ message names the parameter and what is allowed, before any work starts.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -410,6 +411,30 @@ def suggest(name: str, known: set[str] | None = None) -> str:
               and difflib.get_close_matches(leaf, [k.rsplit(".", 1)[-1]], n=1, cutoff=0.8)][:3]
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
     return f"{hint}allowed: {', '.join(sorted(known))}"
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["a=1", "b=(8, 16)", "c=cpu"]`` -> ``{"a": 1, "b": (8, 16), "c": "cpu"}`` (Python literals, else strings):
+    the ``--set`` overrides of the runner and the benchmarks. ``b=8,16`` is the tuple ``(8, 16)`` too.
+
+    Every item counts, however the ``--set`` flags were written; the same name given twice with
+    different values is an error naming it (the same value twice is harmless).
+    """
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects name=value, got {item!r}")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        if key in overrides and overrides[key] != value:
+            raise ConfigError(f"--set gives parameter {key!r} twice, as {overrides[key]!r} and {value!r}; "
+                              f"allowed: one value per parameter")
+        overrides[key] = value
+    return overrides
 
 
 def resolve(profile: str = "standard", overrides: Mapping[str, Any] | None = None, **kw: Any) -> Config:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from . import files
 from .config import DataConfig
 
 #: Uncompressed file name -> (bytes, md5) of the canonical MNIST files.
@@ -79,23 +79,17 @@ def ensure_mnist(root: str | Path | None = None) -> Path:
             continue
         if not gz.exists():
             raise MNISTDataError(f"MNIST file {gz} is missing; {_restore_hint(gz)}")
-        # a name of this process's own: processes that unpack at once (a sweep's points, a second run
-        # beside the book's) each write their copy and rename it into place, never one another's
-        fd, name_tmp = tempfile.mkstemp(prefix=f"{out.name}.", suffix=".tmp", dir=raw)
-        tmp = Path(name_tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the data is not
         try:
-            with os.fdopen(fd, "wb") as dst, gzip.open(gz, "rb") as src:
-                for block in iter(lambda: src.read(1 << 22), b""):
-                    dst.write(block)
+            with gzip.open(gz, "rb") as src:
+                content = src.read()
         except (OSError, EOFError, zlib.error) as err:
-            tmp.unlink(missing_ok=True)
             raise MNISTDataError(f"MNIST file {gz} is corrupt ({err}); {_restore_hint(gz)}") from err
-        if _md5(tmp) != md5:
-            tmp.unlink()
+        if hashlib.md5(content).hexdigest() != md5:
             raise MNISTDataError(
                 f"MNIST file {gz} is corrupt: its content's md5 is not {md5}; {_restore_hint(gz)}")
-        tmp.replace(out)
+        # atomic: processes that unpack at once (a sweep's points, a second run beside the book's) each
+        # write a temporary file of their own and rename it into place, never one another's
+        files.atomic_write(out, content)
     return raw
 
 

@@ -8,13 +8,14 @@ or stale.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import artifacts, metrics, store
+from . import artifacts, files, metrics, store
 from .config import CODEBOOK_METHODS, Config
 from .data import MNIST, Batches
 from .models.prior import CodePrior
@@ -109,19 +110,20 @@ def fit_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents, me
     ``pullback_position`` at the same K (fitted or loaded first). The identity
     (:func:`codebook_tag`) covers the quantize parameters that fix how it is estimated.
     """
-    path = codebook_path(kind, method, k, cfg)
-    if path.exists():
-        return Codebook.load(path), False
+    path, made_by = codebook_path(kind, method, k, cfg), codebook_tag(kind, method, k, cfg)
+    stored = Codebook.load_stored(path)
+    if stored is not None:
+        return stored, False
     if method == "pullback_vector":
         if vectors is None:
             raise ValueError("parameter 'vectors' is missing; allowed: the training vectors with their own metrics "
                              "(pipeline.pullback_metrics(...).vectors)")
         start = fit_codebook(kind, "pullback_position", k, cfg, train, metric)[0].codewords
         cb = make_codebook(method, k, cfg, metric).fit(vectors.mu, vectors.sigma, metrics=vectors.metrics, init=start)
-        cb.save(path)
+        cb.save(path, made_by)
         return cb, True
     cb = make_codebook(method, k, cfg, metric).fit(train.vectors_mu, train.vectors_sigma)
-    cb.save(path)
+    cb.save(path, made_by)
     return cb, True
 
 
@@ -138,7 +140,8 @@ def fit_geodesic_codebooks(kind: str, cfg: Config, train: Latents, ks: tuple[int
     """
     ks = tuple(ks or cfg.quantize.ks)
     paths = {k: codebook_path(kind, method, k, cfg) for k in ks}
-    books = {k: Codebook.load(p) for k, p in paths.items() if p.exists()}
+    stored = {k: Codebook.load_stored(p) for k, p in paths.items()}
+    books = {k: cb for k, cb in stored.items() if cb is not None}
     missing = [k for k in ks if k not in books]
     if not missing and not need_work:
         return books, {}, None
@@ -152,7 +155,7 @@ def fit_geodesic_codebooks(kind: str, cfg: Config, train: Latents, ks: tuple[int
         cb.landmarks, cb.diagnostics, cb.fit_seconds = base.landmarks, dict(base.diagnostics), dict(base.fit_seconds)
         cb.fit_geodesics(train.vectors_mu, train.vectors_sigma, idx, geo)
         seconds[f"kmedoids K={k}"] = cb.fit_seconds["kmedoids"]
-        cb.save(paths[k])
+        cb.save(paths[k], codebook_tag(kind, method, k, cfg))
         books[k] = cb
     return dict(sorted(books.items())), seconds, GeodesicWork(idx, geo)
 
@@ -343,10 +346,10 @@ def save_codes(cfg: Config, name: str, **splits: np.ndarray) -> Path:
     """Code maps of each split (``train=..., val=..., test=...``) for the priors (notebook 04), in the
     smallest unsigned type that holds them, with their identity (:func:`code_identity`)."""
     path = store.artifacts_dir(cfg.profile) / "codes" / f"{name}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, __identity__=np.array(code_identity(name, cfg)),
-                        **{k: v.astype(code_dtype(v)) for k, v in splits.items()})
-    return path
+    identity = code_identity(name, cfg)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, __identity__=np.array(identity), **{k: v.astype(code_dtype(v)) for k, v in splits.items()})
+    return files.write_artifact(path, buffer.getvalue(), identity)
 
 
 def code_dtype(codes: np.ndarray) -> np.dtype:
@@ -538,9 +541,10 @@ def load_codes(cfg: Config, name: str) -> dict[str, np.ndarray]:
     path = store.artifacts_dir(cfg.profile) / "codes" / f"{name}.npz"
     rebuild = (f"run the notebook that stores the codes {name!r} (02: kmeans/w2, 03: geodesic, 05: vqvae, "
                f"06: decoder-aware) with profile {cfg.profile!r}")
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: {rebuild}")
-    with np.load(path) as z:
+    stored = files.read_artifact(path, "code maps")
+    if stored is None:
+        raise FileNotFoundError(f"{path} is missing (or was damaged and set aside): {rebuild}")
+    with np.load(io.BytesIO(stored)) as z:
         found = str(z["__identity__"]) if "__identity__" in z.files else None
         artifacts.check(path, found, code_identity(name, cfg), rebuild)
         return {split: z[split].astype(np.int64) for split in z.files if split != "__identity__"}
@@ -607,10 +611,12 @@ def train_prior(kind: str, codes_name: str, k: int, cfg: Config, evaluate: bool 
 def load_codebook(kind: str, method: str, k: int, cfg: Config) -> Codebook:
     """The stored, up-to-date codebook of notebook 02 (kmeans, w2) or 03 (geodesic)."""
     path = codebook_path(kind, method, k, cfg)
-    if not path.exists():
-        raise FileNotFoundError(f"no up-to-date {method} codebook K={k} for the {kind} VAE: run notebook "
-                                f"{'03' if method == 'geodesic' else '02'} with profile {cfg.profile!r}")
-    return Codebook.load(path)
+    cb = Codebook.load_stored(path)
+    if cb is None:
+        raise FileNotFoundError(f"no up-to-date {method} codebook K={k} for the {kind} VAE ({path} is missing, or "
+                                f"was damaged and set aside): run notebook {'03' if method == 'geodesic' else '02'} "
+                                f"with profile {cfg.profile!r}")
+    return cb
 
 
 def check_prior_fits(prior: CodePrior, k: int, shape: tuple[int, ...]) -> None:

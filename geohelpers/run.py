@@ -7,10 +7,10 @@
     python -m geohelpers.run --profile standard --sweep seed=0,1,2            # see geohelpers/sweep.py
 
 Executed copies go to ``book/executed/`` (never over the sources in ``notebooks/``), which is what
-``_toc.yml`` lists. A notebook is skipped when its executed copy exists and its *input hash* is unchanged:
-the hash covers the profile and overrides, the notebook's source cells, every file of ``geohelpers/``
-(but this runner and the book check, :data:`UNSTAMPED`),
-and the input hash of the notebook before it (so a re-run of 01 re-runs everything after it).
+``_toc.yml`` lists. A notebook is skipped when its executed copy exists and its *input hash* is unchanged
+(:func:`geohelpers.notebooks.input_hashes`: the profile and overrides, the notebook's source cells, the
+modules that shape results, and the input hash of the notebook before it). Every argument is checked
+before any work, the reference workload included.
 The book is built with ``jupyter-book build --all -W --keep-going``: any warning fails the build.
 At the end a table of wall times per notebook is printed.
 """
@@ -18,8 +18,6 @@ At the end a table of wall times per notebook is printed.
 from __future__ import annotations
 
 import argparse
-import ast
-import hashlib
 import json
 import os
 import shutil
@@ -29,86 +27,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import notebooks as nb
 from . import sweep
-from .config import ConfigError, resolve
+from .config import ConfigError, parse_set, resolve
 from .data import project_root
 
 ROOT = project_root()
-SOURCES = ROOT / "notebooks"
-EXECUTED = ROOT / "book" / "executed"
-STAMPS = EXECUTED / "stamps.json"
-
-
-#: Modules that shape no result (the runner, the built book's check): a change to them re-executes nothing.
-UNSTAMPED = {"run.py", "bookcheck.py", "sweep.py"}
-
-
-def notebooks() -> list[Path]:
-    return sorted(SOURCES.glob("[0-9][0-9]_*.ipynb"))
-
-
-def _cells_digest(path: Path) -> str:
-    nb = json.loads(path.read_text())
-    cells = [(c["cell_type"], "".join(c["source"]), c.get("metadata", {}).get("tags", [])) for c in nb["cells"]]
-    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
-
-
-def package_digest() -> str:
-    h = hashlib.sha256()
-    for f in sorted((ROOT / "geohelpers").rglob("*.py")):
-        if f.relative_to(ROOT / "geohelpers").as_posix() in UNSTAMPED:
-            continue
-        h.update(f.relative_to(ROOT).as_posix().encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
-
-
-def input_hashes(paths: list[Path], profile: str, overrides: dict[str, Any]) -> dict[str, str]:
-    """Chained input hash of each notebook (see the module docstring)."""
-    base = hashlib.sha256(json.dumps([profile, overrides, package_digest()], sort_keys=True).encode()).hexdigest()
-    out, previous = {}, base
-    for p in sorted(notebooks()):
-        previous = hashlib.sha256((previous + p.name + _cells_digest(p)).encode()).hexdigest()
-        out[p.name] = previous
-    return {p.name: out[p.name] for p in paths}
-
-
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """``["a=1", "b=(8, 16)", "c=cpu"]`` -> ``{"a": 1, "b": (8, 16), "c": "cpu"}`` (Python literals, else strings).
-
-    Every item counts, however the ``--set`` flags were written; the same name given twice with
-    different values is an error naming it (the same value twice is harmless).
-    """
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set expects name=value, got {item!r}")
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        if key in overrides and overrides[key] != value:
-            raise ConfigError(f"--set gives parameter {key!r} twice, as {overrides[key]!r} and {value!r}; "
-                              f"allowed: one value per parameter")
-        overrides[key] = value
-    return overrides
 
 
 def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: bool = False) -> list[dict]:
     """Run each notebook with papermill unless up to date; return one summary row per notebook."""
     import papermill as pm
 
-    EXECUTED.mkdir(parents=True, exist_ok=True)
-    stamps = json.loads(STAMPS.read_text()) if STAMPS.exists() else {}
-    hashes = input_hashes(paths, profile, overrides)
+    stamps = nb.read_stamps()
+    hashes = nb.input_hashes(paths, profile, overrides)
     rows = []
     env_before = os.environ.get("TQDM_MININTERVAL")
     os.environ["TQDM_MININTERVAL"] = env_before or "5"
     try:
         for src in paths:
-            out = EXECUTED / src.name
+            out = nb.EXECUTED / src.name
             stamp = stamps.get(src.name, {})
             if not force and out.exists() and stamp.get("hash") == hashes[src.name]:
                 print(f"[run] {src.name}: up to date ({profile}), skipped", flush=True)
@@ -116,20 +54,18 @@ def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: b
                 continue
             print(f"[run] {src.name}: executing ({profile})", flush=True)
             stamps.pop(src.name, None)
-            STAMPS.write_text(json.dumps(stamps, indent=2))
+            nb.write_stamps(stamps)
             t0 = time.perf_counter()
             try:
-                pm.execute_notebook(str(src), str(out), parameters={"profile": profile, "overrides": overrides},
-                                    cwd=str(SOURCES), kernel_name="python3", progress_bar=False,
-                                    stdout_file=sys.stdout, stderr_file=sys.stderr)
+                nb.execute(src, out, profile, overrides)
             except pm.PapermillExecutionError as err:
                 raise SystemExit(f"[run] {src.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
                                  f"[run] the partly executed notebook is {out}")
             seconds = time.perf_counter() - t0
             stamps[src.name] = {"hash": hashes[src.name], "profile": profile, "seconds": round(seconds, 1),
-                                "config": resolve(profile, overrides).digest(), "overrides": overrides,
-                                "package": package_digest()[:16]}
-            STAMPS.write_text(json.dumps(stamps, indent=2))
+                                "config": resolve(profile, overrides).digest(), "overrides": nb.plain(overrides),
+                                "package": nb.package_digest()[:16]}
+            nb.write_stamps(stamps)
             rows.append({"notebook": src.name, "status": "executed", "seconds": seconds})
     finally:
         if env_before is None:
@@ -170,7 +106,7 @@ def mixed_stamps(stamps: dict[str, dict[str, Any]]) -> list[str]:
     """Groups of notebooks whose stamps disagree on the resolved configuration or the package source, one
     line each (empty when every notebook of the book was executed by one configuration and one code)."""
     groups: dict[tuple, list[str]] = {}
-    for p in notebooks():
+    for p in nb.notebooks():
         st = stamps.get(p.name, {})
         groups.setdefault((st.get("config"), st.get("package"), json.dumps(st.get("overrides"), sort_keys=True)),
                           []).append(p.name)
@@ -182,9 +118,9 @@ def mixed_stamps(stamps: dict[str, dict[str, Any]]) -> list[str]:
 
 def build_book(profile: str) -> float:
     """``jupyter-book build`` of the whole project with warnings as errors; returns its wall time."""
-    stamps = json.loads(STAMPS.read_text()) if STAMPS.exists() else {}
-    missing = [p.name for p in notebooks() if stamps.get(p.name, {}).get("profile") != profile
-               or not (EXECUTED / p.name).exists()]
+    stamps = nb.read_stamps()
+    missing = [p.name for p in nb.notebooks() if stamps.get(p.name, {}).get("profile") != profile
+               or not (nb.EXECUTED / p.name).exists()]
     if missing:
         raise SystemExit(f"[run] cannot build the book for profile {profile!r}: not executed for it: "
                          f"{', '.join(missing)} (run without --only)")
@@ -219,27 +155,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fresh-points", action="store_true",
                         help="with --sweep: points do not start from a copy of this profile's artifacts")
     args = parser.parse_args(argv)
-    try:
+    try:  # every argument is checked before any work, the reference workload included
         overrides = parse_set(args.set)
-        resolve(args.profile, overrides)  # fail on bad parameters before any work
+        resolve(args.profile, overrides)
         sweeps = sweep.parse_sweeps(args.sweep)
         clash = sorted(set(sweeps) & set(overrides))
         if clash:
             raise ConfigError(f"parameter {clash[0]!r} is both set (--set) and swept (--sweep); allowed: one of the two")
+        for point in sweep.points(sweeps):  # a misspelt swept name is named once, before any point runs
+            resolve(args.profile, {**overrides, **point.overrides})
     except ConfigError as err:
         parser.error(str(err))
+    numbered = nb.swept_notebooks() if sweeps else nb.notebooks()
+    if args.only:
+        unknown = [n for n in args.only if not any(p.name.startswith(n + "_") for p in numbered)]
+        if unknown:
+            why = f" (a sweep point never runs {', '.join(nb.READS_SWEEPS)}, which reads the sweeps)" if sweeps else ""
+            parser.error(f"--only: no notebook numbered {', '.join(unknown)}{why}; allowed: "
+                         f"{', '.join(p.name[:2] for p in numbered)}")
+    paths = [p for p in numbered if not args.only or p.name[:2] in args.only]
     print(f"[run] profile {args.profile}, overrides {overrides}", flush=True)
     if sweeps:
-        return _main_sweep(args, overrides, sweeps, parser)
+        return _main_sweep(args, overrides, sweeps, [p.name for p in paths])
     reference = reference_workload()
     print(f"[run] reference workload (50 standard GridVAE training steps, batch 128): {reference:.2f} s", flush=True)
-    paths = notebooks()
-    if args.only:
-        unknown = [n for n in args.only if not any(p.name.startswith(n + "_") for p in paths)]
-        if unknown:
-            parser.error(f"--only: no notebook numbered {', '.join(unknown)}; allowed: "
-                         f"{', '.join(p.name[:2] for p in paths)}")
-        paths = [p for p in paths if p.name[:2] in args.only]
     rows = execute(paths, args.profile, overrides, force=args.force)
     if not args.no_book:
         rows.append({"notebook": "jupyter-book build", "status": "built", "seconds": build_book(args.profile)})
@@ -252,14 +191,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main_sweep(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dict[str, list[Any]],
-                parser: argparse.ArgumentParser) -> None:
+                only: list[str]) -> None:
     """``--sweep``: every point through :func:`geohelpers.sweep.execute_sweep`, then a summary; exits
     non-zero when a point failed (the others' results are kept)."""
-    paths = sweep.swept_notebooks()
-    only = [p.name for p in paths if not args.only or p.name[:2] in args.only]
-    if args.only and len(only) != len(args.only):
-        parser.error(f"--only: allowed with --sweep: {', '.join(p.name[:2] for p in paths)} (a point never runs "
-                     f"{', '.join(sweep.READS_SWEEPS)}, which reads the sweeps)")
     report = sweep.execute_sweep(args.profile, sweeps, overrides, only, scheduler=args.scheduler, workers=args.workers,
                                  reuse_artifacts=not args.fresh_points)
     print(f"\n[run] sweep {report.name}, profile {args.profile}: {len(report.done)} ran, {len(report.skipped)} up to "

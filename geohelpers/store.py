@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 
+from . import files
 from .config import Config
 from .data import project_root
 
@@ -122,13 +123,34 @@ def write_results(name: str, cfg: Config, metrics: dict[str, Any], times: WallTi
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(_jsonable(extra) if extra else {}),
     }
-    path = results_dir(cfg.profile) / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
-    return path
+    return files.write_json(results_dir(cfg.profile) / f"{name}.json", payload, allow_nan=False)
 
 
-def read_results(profile: str, name: str) -> dict[str, Any]:
-    path = home() / "results" / profile / f"{name}.json"
+class StaleResultsError(RuntimeError):
+    """A results file was computed with another configuration than the notebook that reads it."""
+
+
+def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """The top-level config sections (or single parameters, such as ``seed``) whose values differ between
+    two configs in their JSON form (tuples and lists compare alike)."""
+    a, b = json.loads(json.dumps(_jsonable(dict(stored)))), json.loads(json.dumps(_jsonable(dict(current))))
+    return sorted(key for key in set(a) | set(b) if a.get(key) != b.get(key))
+
+
+def read_results(cfg: Config, name: str) -> dict[str, Any]:
+    """The results file ``name`` of ``cfg``'s profile, refused (:class:`StaleResultsError`, naming the
+    sections that differ and the notebook to re-run) when it was computed with another configuration
+    than ``cfg``: a verdict never mixes the numbers of two configurations."""
+    path = home() / "results" / cfg.profile / f"{name}.json"
+    rerun = f"python -m geohelpers.run --profile {cfg.profile} --only {name[:2]}"
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run the notebook that writes it with profile {profile!r}")
-    return json.loads(path.read_text())
+        raise FileNotFoundError(f"{path} does not exist: run the notebook that writes it ({rerun}, with this "
+                                f"notebook's overrides)")
+    payload = files.read_json(path, f"re-run notebook {name} ({rerun}, with this notebook's overrides)")
+    differ = config_differences(payload.get("config", {}), cfg.to_dict())
+    if differ:
+        raise StaleResultsError(
+            f"{path} was computed with another configuration than this notebook's (it differs in "
+            f"{', '.join(differ)}): re-run notebook {name} with this notebook's configuration ({rerun}, with "
+            f"the same --set overrides) before this one")
+    return payload

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import random
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import files
 from .config import PRECISIONS
 from .data import Batches
 
@@ -200,8 +202,9 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
     opt = optimizer(model.parameters()) if optimizer else torch.optim.Adam(model.parameters(), lr=lr)
     history, start, best_state = History(), 0, None
     path = Path(checkpoint) if checkpoint else None
-    if path is not None and path.exists():
-        state = torch.load(path, map_location=device, weights_only=False)
+    stored = files.read_artifact(path, "checkpoint") if path is not None else None
+    if stored is not None:
+        state = torch.load(io.BytesIO(stored), map_location=device, weights_only=False)
         if state.get("tag") == tag:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
@@ -263,10 +266,9 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
         if history.stop_reason is not None and val is None:
             history.best_epoch = epoch
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            buffer = io.BytesIO()
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
-                        "history": history.to_dict(), "epoch": epoch, "tag": tag, "best": best_state}, tmp)
-            tmp.replace(path)
+                        "history": history.to_dict(), "epoch": epoch, "tag": tag, "best": best_state}, buffer)
+            files.write_artifact(path, buffer.getvalue(), made_by=tag or "an untagged checkpoint")
     model.eval().to("cpu")
     return history

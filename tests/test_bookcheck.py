@@ -117,7 +117,7 @@ def test_the_quick_book_passes_in_a_real_browser(tmp_path, monkeypatch):
     assert CHROMIUM is not None, "CI must have Chromium: .ci/run installs Debian's chromium package"
     import shutil
 
-    from geohelpers import run
+    from geohelpers import notebooks, run
 
     skip = shutil.ignore_patterns("executed", "__pycache__", ".ipynb_checkpoints")
     for name in ("book", "notebooks", "geohelpers"):
@@ -125,10 +125,10 @@ def test_the_quick_book_passes_in_a_real_browser(tmp_path, monkeypatch):
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, tmp_path / name)
     monkeypatch.setenv("GEOVQ_HOME", str(tmp_path))
-    for name, path in (("ROOT", tmp_path), ("SOURCES", tmp_path / "notebooks"),
-                       ("EXECUTED", tmp_path / "book" / "executed"),
+    monkeypatch.setattr(run, "ROOT", tmp_path)
+    for name, path in (("SOURCES", tmp_path / "notebooks"), ("EXECUTED", tmp_path / "book" / "executed"),
                        ("STAMPS", tmp_path / "book" / "executed" / "stamps.json")):
-        monkeypatch.setattr(run, name, path)
+        monkeypatch.setattr(notebooks, name, path)
     run.main(["--profile", "quick"])
     report = bookcheck.check_book(tmp_path / "_build" / "html", CHROMIUM)
     assert len(report) >= 10, f"too few pages rendered: {sorted(report)}"

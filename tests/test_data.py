@@ -96,18 +96,18 @@ def test_an_unpack_that_starts_while_another_is_writing_does_not_break_it(tmp_pa
     """A sweep's points, or a second run beside the book's, may unpack the same copy at the same moment.
     Here a second unpack runs to its end while the first is still writing: each writes a temporary file of
     its own, so neither renames the other's away (a shared ``.tmp`` name made the first fail)."""
-    import geohelpers.data as data_module
+    import os
 
     raw = _copy_raw(tmp_path)
-    real_md5, nested = data_module._md5, []
+    real_fsync, nested = os.fsync, []
 
-    def check_after_another_unpack_ran(path):
-        if str(path).endswith(".tmp") and not nested:
+    def another_unpack_runs_between_write_and_rename(fd):
+        real_fsync(fd)
+        if not nested:
             nested.append(True)
             ensure_mnist(tmp_path)  # the other process, from start to end, between this one's write and rename
-        return real_md5(path)
 
-    monkeypatch.setattr(data_module, "_md5", check_after_another_unpack_ran)
+    monkeypatch.setattr(os, "fsync", another_unpack_runs_between_write_and_rename)
     ensure_mnist(tmp_path)
     assert nested
     for name, (size, _) in MNIST_FILES.items():

@@ -2,7 +2,9 @@ import json
 
 import pytest
 
+from geohelpers import notebooks as nb
 from geohelpers import run
+from geohelpers.config import parse_set
 
 REFERENCE_WORKLOAD = run.reference_workload
 
@@ -18,21 +20,21 @@ def test_input_hashes_chain_through_earlier_notebooks(tmp_path, monkeypatch):
     src.mkdir()
     for name in ("01_a.ipynb", "02_b.ipynb"):
         (src / name).write_text(json.dumps({"cells": [{"cell_type": "code", "source": name, "metadata": {}}]}))
-    monkeypatch.setattr(run, "SOURCES", src)
-    paths = run.notebooks()
-    base = run.input_hashes(paths, "quick", {})
-    assert base == run.input_hashes(paths, "quick", {})
-    assert run.input_hashes(paths, "standard", {}) != base
-    assert run.input_hashes(paths, "quick", {"seed": 1})["01_a.ipynb"] != base["01_a.ipynb"]
+    monkeypatch.setattr(nb, "SOURCES", src)
+    paths = nb.notebooks()
+    base = nb.input_hashes(paths, "quick", {})
+    assert base == nb.input_hashes(paths, "quick", {})
+    assert nb.input_hashes(paths, "standard", {}) != base
+    assert nb.input_hashes(paths, "quick", {"seed": 1})["01_a.ipynb"] != base["01_a.ipynb"]
     (src / "01_a.ipynb").write_text(json.dumps({"cells": [{"cell_type": "code", "source": "x", "metadata": {}}]}))
-    changed = run.input_hashes(paths, "quick", {})
+    changed = nb.input_hashes(paths, "quick", {})
     assert changed["01_a.ipynb"] != base["01_a.ipynb"] and changed["02_b.ipynb"] != base["02_b.ipynb"]
     # asking for one notebook gives the same hash as in the full chain
-    assert run.input_hashes(paths[1:], "quick", {}) == {"02_b.ipynb": changed["02_b.ipynb"]}
+    assert nb.input_hashes(paths[1:], "quick", {}) == {"02_b.ipynb": changed["02_b.ipynb"]}
 
 
 def test_set_overrides_are_parsed_as_literals():
-    assert run.parse_set(["grid_vae.max_epochs=3", "grid_vae.channels=(8,16)", "device=cpu"]) == {
+    assert parse_set(["grid_vae.max_epochs=3", "grid_vae.channels=(8,16)", "device=cpu"]) == {
         "grid_vae.max_epochs": 3, "grid_vae.channels": (8, 16), "device": "cpu"}
 
 
@@ -67,7 +69,7 @@ def test_a_name_set_twice_with_two_values_is_an_error(capsys):
     with pytest.raises(SystemExit):
         run.main(["--profile", "quick", "--set", "grid_vae.max_epochs=1", "--set", "grid_vae.max_epochs=2"])
     assert "'grid_vae.max_epochs' twice, as 1 and 2" in capsys.readouterr().err
-    assert run.parse_set(["seed=1", "seed=1"]) == {"seed": 1}  # the same value twice is harmless
+    assert parse_set(["seed=1", "seed=1"]) == {"seed": 1}  # the same value twice is harmless
 
 
 def test_a_misspelt_name_suggests_the_closest(capsys):
@@ -89,19 +91,63 @@ def test_the_reference_workload_runs_and_is_printed_beside_the_total(monkeypatch
 
 
 def test_the_book_build_refuses_notebooks_of_different_configurations(tmp_path, monkeypatch):
-    monkeypatch.setattr(run, "SOURCES", tmp_path / "notebooks")
-    monkeypatch.setattr(run, "EXECUTED", tmp_path / "executed")
-    monkeypatch.setattr(run, "STAMPS", tmp_path / "executed" / "stamps.json")
-    run.SOURCES.mkdir()
-    run.EXECUTED.mkdir()
+    monkeypatch.setattr(nb, "SOURCES", tmp_path / "notebooks")
+    monkeypatch.setattr(nb, "EXECUTED", tmp_path / "executed")
+    monkeypatch.setattr(nb, "STAMPS", tmp_path / "executed" / "stamps.json")
+    nb.SOURCES.mkdir()
+    nb.EXECUTED.mkdir()
     for name in ("01_a.ipynb", "02_b.ipynb", "03_c.ipynb"):
-        (run.SOURCES / name).write_text("{}")
-        (run.EXECUTED / name).write_text("{}")
+        (nb.SOURCES / name).write_text("{}")
+        (nb.EXECUTED / name).write_text("{}")
     same = {"profile": "quick", "config": "c1", "package": "p1", "overrides": {}}
     stamps = {"01_a.ipynb": same, "02_b.ipynb": same,
               "03_c.ipynb": {**same, "config": "c2", "overrides": {"grid_vae.beta": 1.0}}}
-    run.STAMPS.write_text(json.dumps(stamps))
+    nb.STAMPS.write_text(json.dumps(stamps))
     assert run.mixed_stamps(stamps) and "03_c.ipynb" in run.mixed_stamps(stamps)[1]
     with pytest.raises(SystemExit, match=r"different configurations.*01_a.ipynb, 02_b.ipynb.*03_c.ipynb.*grid_vae.beta"):
         run.build_book("quick")
     assert run.mixed_stamps({**stamps, "03_c.ipynb": same}) == []
+
+
+def test_every_config_value_reaches_a_notebook_as_the_same_typed_value():
+    """The runner's --set, papermill's parameters cell and a notebook's ``overrides`` give one value for every
+    field of every section (tuples included: papermill writes a tuple as a string)."""
+    from papermill.translators import PythonTranslator
+
+    from geohelpers.config import flatten, resolve
+
+    base = resolve("quick")
+    for name, value in flatten(base).items():
+        if name == "profile":
+            continue
+        direct = resolve("quick", {name: value})
+        ns: dict = {}
+        exec(PythonTranslator.codify(nb.parameters("quick", {name: value})), ns)
+        assert resolve(ns["profile"], ns["overrides"]) == direct, name
+        if isinstance(value, tuple):  # the --set forms a user types: 16,64 and (16, 64) and [16, 64]
+            raw = ",".join(map(repr, value))
+            for text in (raw, f"({raw})", f"[{raw}]"):
+                assert resolve("quick", parse_set([f"{name}={text}"])) == direct, (name, text)
+                ns = {}
+                exec(PythonTranslator.codify(nb.parameters("quick", parse_set([f"{name}={text}"]))), ns)
+                assert resolve(ns["profile"], ns["overrides"]) == direct, (name, text)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--profile", "quick", "--only", "1"], "no notebook numbered 1;"),
+    (["--profile", "quick", "--only", "09"], "no notebook numbered 09;"),
+    (["--profile", "quick", "--sweep", "sed=0,1"], "unknown parameter 'sed'"),
+    (["--profile", "quick", "--sweep", "seed=0,1", "--only", "08"], "which reads the sweeps"),
+])
+def test_arguments_are_refused_before_the_reference_workload_and_write_nothing(argv, message, monkeypatch,
+                                                                                 tmp_home, capsys):
+    def no_work():
+        raise AssertionError("the reference workload ran before the arguments were checked")
+
+    monkeypatch.setattr(run, "reference_workload", no_work)
+    with pytest.raises(SystemExit) as exit_:
+        run.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("allowed") <= 1
+    assert not (tmp_home / "results").exists() and not (tmp_home / "sweeps").exists()

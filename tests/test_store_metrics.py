@@ -29,7 +29,7 @@ def test_results_file_carries_config_seed_versions_and_wall_times(tmp_home):
     assert payload["versions"]["python"] == platform.python_version()
     assert set(payload["wall_time_s"]) == {"stage a", "total"}
     assert payload["machine"]["cpu_count"] >= 1
-    assert store.read_results("quick", "99_test") == payload
+    assert store.read_results(cfg, "99_test") == payload
 
 
 def test_results_refuse_non_finite_numbers(tmp_home):
@@ -38,8 +38,20 @@ def test_results_refuse_non_finite_numbers(tmp_home):
 
 
 def test_missing_results_say_which_notebook_to_run(tmp_home):
-    with pytest.raises(FileNotFoundError, match="profile 'quick'"):
-        store.read_results("quick", "42_nothing")
+    with pytest.raises(FileNotFoundError, match="--profile quick --only 42"):
+        store.read_results(resolve("quick"), "42_nothing")
+
+
+def test_results_of_another_configuration_are_refused(tmp_home):
+    """A notebook never reads numbers another configuration computed (notebook 07 once read notebook 02's
+    beta = 0.2 rows while it ran at beta = 0.1)."""
+    store.write_results("02_w2_quantization", resolve("quick", {"grid_vae.beta": 0.2}), {"rows": []},
+                        store.WallTimes())
+    with pytest.raises(store.StaleResultsError, match=r"differs in grid_vae\).*--only 02"):
+        store.read_results(resolve("quick"), "02_w2_quantization")
+    assert store.read_results(resolve("quick", {"grid_vae.beta": 0.2}), "02_w2_quantization")["metrics"] == {"rows": []}
+    # a list and a tuple of the same values are the same configuration
+    assert store.config_differences({"quantize": {"ks": [16, 64]}}, {"quantize": {"ks": (16, 64)}}) == []
 
 
 def test_mse_per_pixel():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geohelpers import plots, run, sweep
+from geohelpers import plots, run, sweep, sweep_stats
 from geohelpers.config import ConfigError
 
 
@@ -71,12 +71,15 @@ def test_a_two_point_sweep_runs_on_a_local_cluster_then_skips_and_keeps_results_
     times, record = sweep.sweep_times("quick", "seed", root=root)
     assert list(times["point"]) == ["seed=0", "seed=1"] and (times["01"] > 0).all() and record["workers"] == 2
     assert record["calls that ran points"] == 1 and record["their wall time (s)"] == summary["wall_time_s"]
-    # a point with a bad value fails at once, naming the parameter; the other point runs and keeps its results
+    # a bad value is refused before any work, naming the parameter, and writes nothing
     with pytest.raises(SystemExit) as exc:
         run.main(QUICK_POINT + ["--sweep", "grid_vae.beta=0.1,-1"])
-    assert exc.value.code == 1
-    out = capsys.readouterr().out
-    assert "grid_vae.beta=-1" in out and "FAILED" in out and "'grid_vae.beta' is -1" in out
+    assert exc.value.code == 2 and "'grid_vae.beta' is -1" in capsys.readouterr().err
+    assert not (tmp_home / "results" / "quick" / "sweeps" / "grid_vae.beta").exists()
+    # called directly, a sweep reports a failing point with its error and the other point keeps its results
+    report = sweep.execute_sweep("quick", {"grid_vae.beta": [0.1, -1.0]}, {"data.n_train": 300, "data.n_val": 100,
+                                 "data.n_test": 100}, ["01_vae.ipynb"], workers=2)
+    assert [r["point"] for r in report.failed] == ["grid_vae.beta=-1.0"] and "'grid_vae.beta' is -1" in report.failed[0]["error"]
     ok = tmp_home / "results" / "quick" / "sweeps" / "grid_vae.beta" / "grid_vae.beta=0.1" / "01_vae.json"
     assert json.loads(ok.read_text())["config"]["grid_vae"]["beta"] == 0.1
 
@@ -123,10 +126,10 @@ def test_aggregation_gives_mean_spread_every_value_and_leaves_stale_points_out(t
     fresh, stale = sweep.load_points("quick", "seed", root=tmp_path, current_stamp=lambda p: "now")
     assert [p["point"] for p in fresh] == ["seed=0", "seed=1", "seed=2"] and [p["point"] for p in stale] == ["seed=9"]
     values = {p["point"]: p["results"]["06_comparison"]["metrics"]["mse"] for p in fresh}
-    table = sweep.spread(values)
+    table = sweep_stats.spread(values)
     assert table.loc["a", "mean"] == pytest.approx(1.1) and table.loc["a", "std"] == pytest.approx(0.1)
     assert table.loc["b", "n"] == 3 and table.loc["c", "seed=1"] == 2.0
-    orders = sweep.paired_orders(values).set_index(["a", "b"])
+    orders = sweep_stats.paired_orders(values).set_index(["a", "b"])
     assert orders.loc[("a", "b"), "verdict"] == "a lower in every point"
     assert orders.loc[("b", "c"), "verdict"] == "the points disagree" and orders.loc[("b", "c"), "a lower in"] == 2
     assert orders.loc[("a", "c"), "points"] == 3
@@ -201,11 +204,11 @@ def test_headline_and_beta_readers_on_synthetic_points():
                 "verdict": {"best_a_posteriori": "kmeans", "best_end_to_end": "VQ-VAE ema",
                             "mse_ratio_a_posteriori_over_end_to_end": mse_post / mse_vq}}}}}
     points = [point(1.0, 0.008, 0.002), point(0.1, 0.004, 0.002)]
-    values = sweep.headline_values(points[0])
+    values = sweep_stats.headline_values(points[0])
     assert values == {"kmeans": 0.008, "VQ-VAE ema": 0.002, "mse_ratio_a_posteriori_over_end_to_end": 4.0}
-    rows = sweep.beta_rows(points)
+    rows = sweep_stats.beta_rows(points)
     assert [(r["beta"], r["method"], r["mse_per_pixel"]) for r in rows] == [(1.0, "kmeans", 0.008), (0.1, "kmeans", 0.004)]
-    summary = sweep.beta_summary(points)
+    summary = sweep_stats.beta_summary(points)
     assert [r["beta"] for r in summary] == [0.1, 1.0] and summary[1]["a_posteriori_over_end_to_end"] == 4.0
     assert summary[0]["continuous_mse"] == 0.002 and summary[0]["active_units"] == 300
 
@@ -222,15 +225,15 @@ def _headline_point(name, seed, mse, best_post="kmeans", ratio=None):
 def test_seed_views_give_the_spread_and_sentences_the_numbers_support():
     points = [_headline_point("seed=0", 0, (0.004, 0.002)), _headline_point("seed=1", 1, (0.0042, 0.0019)),
               _headline_point("seed=2", 2, (0.0038, 0.0043), best_post="w2")]
-    table = sweep.seed_table(points)
+    table = sweep_stats.seed_table(points)
     assert table.loc["kmeans", "mean"] == pytest.approx(0.004) and table.loc["kmeans", "n"] == 3
     assert table.loc["kmeans", "mean ± std"] == "0.004 ± 0.0002" and table.loc["VQ-VAE ema", "seed=2"] == 0.0043
-    text = str(sweep.seed_prose(points))
+    text = str(sweep_stats.seed_prose(points))
     assert "changes with the seed (kmeans, w2)" in text and "in all 3 seeds" in text  # best end-to-end: always ema
     assert "on both sides of 1" in text  # ratios 2.0, 2.21, 0.88
     assert "kmeans vs VQ-VAE ema" in text and "w2 vs VQ-VAE ema" in text and "kmeans vs w2" not in text
-    empty = str(sweep.seed_prose([]))
-    assert "No up-to-date point" in empty and sweep.seed_table([]).empty
+    empty = str(sweep_stats.seed_prose([]))
+    assert "No up-to-date point" in empty and sweep_stats.seed_table([]).empty
 
 
 def _fidelity_point(name, seed, fd, floor, chosen=None):
@@ -250,24 +253,24 @@ def test_seed_fidelity_reads_the_prior_chosen_on_validation_and_keeps_the_floor_
               _fidelity_point("seed=1", 1, {"kmeans": (150.0, 90.0), "VQ-VAE ema": (160.0, 250.0)}, 2.0,
                               chosen={"kmeans": "transformer"}),
               _fidelity_point("seed=2", 2, {"kmeans": (200.0, 300.0), "VQ-VAE ema": (100.0, 240.0)}, 2.5)]
-    values = sweep.headline_values(points[1], "FD")
-    assert values == {"kmeans": 90.0, "VQ-VAE ema": 160.0, sweep.REAL_DATA: 2.0}  # kmeans: its Transformer's FD
+    values = sweep_stats.headline_values(points[1], "FD")
+    assert values == {"kmeans": 90.0, "VQ-VAE ema": 160.0, sweep_stats.REAL_DATA: 2.0}  # kmeans: its Transformer's FD
     assert "mse_ratio_a_posteriori_over_end_to_end" not in values  # MSE ratios only beside test MSE
-    assert sweep.headline_values(points[0], "IS")["kmeans"] == pytest.approx(7.2)
-    table = sweep.seed_table(points, "FD")
-    assert table.loc[sweep.REAL_DATA, "mean"] == pytest.approx(2.5) and table.loc["kmeans", "seed=1"] == 90.0
-    orders = sweep.seed_orders(points, "FD")
+    assert sweep_stats.headline_values(points[0], "IS")["kmeans"] == pytest.approx(7.2)
+    table = sweep_stats.seed_table(points, "FD")
+    assert table.loc[sweep_stats.REAL_DATA, "mean"] == pytest.approx(2.5) and table.loc["kmeans", "seed=1"] == 90.0
+    orders = sweep_stats.seed_orders(points, "FD")
     assert len(orders) == 1 and orders.iloc[0]["verdict"] == "the points disagree"  # the floor is no quantizer
-    text = str(sweep.seed_fidelity_prose(points))
+    text = str(sweep_stats.seed_fidelity_prose(points))
     assert "VQ-VAE ema in seed=0, kmeans in seed=1, VQ-VAE ema in seed=2" in text
     # lowest FD over the floor: 170/3, 90/2, 100/2.5 -> 56.7, 45, 40: mean 47, from 40 to 57
     assert "47 times the real-data floor" in text and "from 40 to 57 times" in text and "2.50 ± 0.50" in text
     assert "the seeds disagree on kmeans vs VQ-VAE ema" in text
     same = [_fidelity_point(f"seed={s}", s, {"kmeans": (180.0, 300.0), "VQ-VAE ema": (170.0 + s, 240.0)}, 3.0)
             for s in range(2)]
-    text = str(sweep.seed_fidelity_prose(same))
+    text = str(sweep_stats.seed_fidelity_prose(same))
     assert "that of VQ-VAE ema in all 2 seeds" in text and "1 keep their order of FD in every seed." in text
-    assert "No up-to-date point" in str(sweep.seed_fidelity_prose([]))
+    assert "No up-to-date point" in str(sweep_stats.seed_fidelity_prose([]))
 
 
 def test_beta_views_compare_every_beta_with_one_end_to_end_reference():
@@ -279,10 +282,10 @@ def test_beta_views_compare_every_beta_with_one_end_to_end_reference():
                  "bits_per_image": 49 * (4 if k == 16 else 9)} for m, f in (("kmeans", 1.0), ("w2", 1.5))
                 for k in (16, 512)]}}}}
     points = [point(1.0, 0.008, 60), point(0.1, 0.004, 300)]
-    ratios = sweep.beta_ratios(points, "VQ-VAE ema", 0.002, k=512)
+    ratios = sweep_stats.beta_ratios(points, "VQ-VAE ema", 0.002, k=512)
     assert list(ratios["method"]) == ["kmeans", "kmeans", "w2", "w2"] and list(ratios["beta"]) == [0.1, 1.0, 0.1, 1.0]
     assert list(ratios["MSE / VQ-VAE ema"]) == pytest.approx([2.0, 4.0, 3.0, 6.0])
-    text = str(sweep.beta_prose(sweep.beta_summary(points), ratios, "VQ-VAE ema", 512))
+    text = str(sweep_stats.beta_prose(sweep_stats.beta_summary(points), ratios, "VQ-VAE ema", 512))
     assert "from 0.00100 to 0.00200" in text and "from 300 to 60 of 392" in text
     assert "2.00 → 4.00" in text and "3.00 → 6.00" in text
     assert "at beta = 0.1 (2.00)" in text and "at beta = 1 (4.00)" in text
@@ -290,8 +293,8 @@ def test_beta_views_compare_every_beta_with_one_end_to_end_reference():
     assert ("What quantizing costs is not monotone in beta: that codebook's test MSE is 4.00 times the continuous "
             "VAE's at beta = 0.1, 4.00 times the continuous VAE's at beta = 1, while the continuous VAE's own test "
             "MSE at beta = 1 is 2.0 times that at beta = 0.1.") in text
-    assert "Fewer than two" in str(sweep.beta_prose(sweep.beta_summary(points[:1]), ratios, "VQ-VAE ema", 512))
-    table = sweep.beta_ratio_table(ratios, "VQ-VAE ema")  # a row per method (book label), a column per beta
+    assert "Fewer than two" in str(sweep_stats.beta_prose(sweep_stats.beta_summary(points[:1]), ratios, "VQ-VAE ema", 512))
+    table = sweep_stats.beta_ratio_table(ratios, "VQ-VAE ema")  # a row per method (book label), a column per beta
     assert list(table.columns) == [0.1, 1.0] and table.loc["K-means on μ"].tolist() == pytest.approx([2.0, 4.0])
     assert table.loc["W2 K-means on [μ, σ]", 1.0] == pytest.approx(6.0)
     fig = plots.ratio_lines(table, ylabel="test MSE / VQ-VAE ema")
@@ -299,7 +302,7 @@ def test_beta_views_compare_every_beta_with_one_end_to_end_reference():
     assert [t.get_text() for t in legend.get_texts()] == list(table.index)
     lines = fig.axes[0].get_lines()
     assert list(lines[0].get_ydata()) == pytest.approx([2.0, 4.0]) and list(lines[1].get_ydata()) == pytest.approx([3.0, 6.0])
-    rd = sweep.beta_rd_frame(points, "GridVAE")
+    rd = sweep_stats.beta_rd_frame(points, "GridVAE")
     fig = plots.rate_distortion(rd, panel="panel")  # one legend for all panels, the methods in every panel
     assert [ax.get_legend() for ax in fig.axes] == [None, None] and len(fig.legends) == 1
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["K-means on μ", "W2 K-means on [μ, σ]"]

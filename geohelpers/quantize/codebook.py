@@ -18,6 +18,7 @@ for whole latents: the GridVAE's 7x7 grids become (B, 7, 7) code maps, and the F
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from .. import files
 from .graph import REPAIRS, connect_components, knn_graph, n_components, shortest_paths
 from .kmeans import kmeans
 from .kmedoids import BACKENDS, kmedoids
@@ -110,18 +112,26 @@ class Codebook:
         """(B, *code_shape) codes -> images in [0, 1]."""
         return vae.decode_all(self.decode_latents(vae, codes), batch_size)
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, made_by: str = "a codebook") -> Path:
+        """Store the fitted codebook at ``path`` (atomically, with its digest: :mod:`geohelpers.files`);
+        ``made_by`` is its identity, named if the file is ever found damaged."""
         self._need_fit()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = json.dumps({"method": self.method, "params": self.params(), "fit_seconds": self.fit_seconds,
                            "diagnostics": getattr(self, "diagnostics", {})})
-        with open(path, "wb") as fh:
-            np.savez(fh, __meta__=np.array(meta), **self.arrays())
-        return path
+        buffer = io.BytesIO()
+        np.savez(buffer, __meta__=np.array(meta), **self.arrays())
+        return files.write_artifact(path, buffer.getvalue(), made_by)
 
     @staticmethod
-    def load(path: str | Path) -> "Codebook":
+    def load_stored(path: str | Path) -> "Codebook | None":
+        """The codebook stored at ``path``, or ``None`` when it is missing or damaged (a damaged file is
+        set aside and named: :func:`geohelpers.files.read_artifact`)."""
+        data = files.read_artifact(path, "codebook")
+        return None if data is None else Codebook.load(io.BytesIO(data))
+
+    @staticmethod
+    def load(path: "str | Path | io.BytesIO") -> "Codebook":
+        """The codebook in ``path`` (a file or its bytes), unverified: use :meth:`load_stored` for files."""
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["__meta__"]))
             cb = Codebook._registry[meta["method"]](**meta["params"])

@@ -1,0 +1,187 @@
+"""Writing files so that no reader sees half of one, and reading artifacts only once their bytes are verified.
+
+Every file the book writes (checkpoints, codebooks, code maps, results, the runner's stamps, sweep records)
+goes through :func:`atomic_write`: the bytes go to a temporary file of this process in the same folder,
+are flushed and ``fsync``-ed, and the temporary file is renamed over the final path with ``os.replace``
+(atomic on POSIX). A reader therefore sees the old file or the new one, never a torn one, and two
+processes writing the same path (two runs on one clone) never mix their bytes.
+
+An *artifact* (a checkpoint, a codebook, code maps) is written with :func:`write_artifact`, which also
+writes a digest file beside it, ``<name>.sha256``: the SHA-256 and size of its bytes and what made it (its
+identity). :func:`read_artifact` reads the bytes and checks them against that digest *before* anything
+parses them (``torch.load`` of a damaged checkpoint can load altered weights without an error, or try to
+allocate tens of GB). A file written before digests existed is checked by its zip archive's CRC-32s
+(``.pt`` and ``.npz`` files are zip archives). A file that fails the check is *damaged*: it is moved aside
+to ``<name>.corrupt`` (its digest file too), a warning names it, what made it and that it will be
+rebuilt, and the caller treats it as missing, so a run never loads a damaged file and never fails twice
+on the same one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+log = logging.getLogger("geohelpers")
+
+#: Suffix of the file that holds an artifact's digest, and of a damaged artifact set aside.
+DIGEST_SUFFIX = ".sha256"
+CORRUPT_SUFFIX = ".corrupt"
+
+
+class DamagedFileError(RuntimeError):
+    """A record the book needs (a results file, the runner's stamps) cannot be read; the message names the
+    file and what to do."""
+
+
+@contextmanager
+def atomic_writer(path: str | Path) -> Iterator[IO[bytes]]:
+    """Open a binary handle whose bytes replace ``path`` atomically when the block ends without an error
+    (per-process temporary file in the same folder, flush, fsync, ``os.replace``); on an error the
+    temporary file is removed and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; what the book writes is not
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically (:func:`atomic_writer`)."""
+    with atomic_writer(path) as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+    return Path(path)
+
+
+def write_json(path: str | Path, payload: Any, **dumps: Any) -> Path:
+    """``json.dumps(payload, indent=2, **dumps)`` plus a newline, written atomically."""
+    return atomic_write(path, json.dumps(payload, indent=2, **dumps) + "\n")
+
+
+def read_json(path: str | Path, remedy: str) -> Any:
+    """The JSON document in ``path``; :class:`DamagedFileError` naming the file and ``remedy`` when it
+    cannot be parsed (e.g. truncated by a kill before atomic writes existed, or edited by hand)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DamagedFileError(f"{path} is damaged ({err}): {remedy}") from None
+
+
+def digest_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + DIGEST_SUFFIX)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_artifact(path: str | Path, data: bytes, made_by: str) -> Path:
+    """Write an artifact's bytes atomically, then its digest file (SHA-256, size, ``made_by``)."""
+    path = Path(path)
+    atomic_write(path, data)
+    write_json(digest_path(path), {"sha256": sha256(data), "bytes": len(data), "made_by": made_by})
+    return path
+
+
+def _zip_intact(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            return z.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        return False
+
+
+def _recorded(path: Path) -> dict[str, Any] | None:
+    """The digest record beside ``path``; ``None`` when there is none; ``{}`` when it is unreadable."""
+    side = digest_path(path)
+    if not side.exists():
+        return None
+    try:
+        record = json.loads(side.read_text())
+        return record if isinstance(record, dict) and "sha256" in record else {}
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return {}
+
+
+def _verdict(path: Path) -> tuple[bytes | None, str | None, str]:
+    """(bytes, None, made_by) when ``path`` is intact; (None, why, made_by) when it is damaged."""
+    data = path.read_bytes()
+    record = _recorded(path)
+    if record is None:  # written before digests existed: the zip archive's own CRC-32s
+        return (data, None, "unknown") if _zip_intact(data) else (None, "its zip archive fails its CRC check",
+                                                                   "unknown")
+    made_by = str(record.get("made_by", "unknown"))
+    if not record:
+        return None, f"its digest file {digest_path(path).name} is unreadable", made_by
+    if len(data) != record.get("bytes") or sha256(data) != record["sha256"]:
+        return None, (f"its bytes ({len(data)}) do not match the SHA-256 recorded when it was written "
+                      f"({record.get('bytes')} bytes)"), made_by
+    return data, None, made_by
+
+
+def quarantine(path: str | Path) -> Path:
+    """Move a damaged file (and its digest file) aside to ``<name>.corrupt``; return the new path."""
+    path = Path(path)
+    target = path.with_name(path.name + CORRUPT_SUFFIX)
+    os.replace(path, target)
+    side = digest_path(path)
+    if side.exists():
+        os.replace(side, digest_path(target))
+    return target
+
+
+def read_artifact(path: str | Path, what: str = "artifact") -> bytes | None:
+    """The bytes of the artifact ``path`` once verified (:mod:`module docstring <geohelpers.files>`), or
+    ``None`` when it is missing or damaged; a damaged one is set aside (:func:`quarantine`) with a warning
+    that names it, what made it and that it will be rebuilt.
+
+    A mismatch counts as damage only when the file and its digest file are unchanged a moment later:
+    another process may have replaced the file between its bytes and its digest file (two atomic
+    renames, one after the other)."""
+    path = Path(path)
+    previous = None
+    for attempt in range(20):
+        if not path.exists():
+            return None
+        seen = (_stat(path), _stat(digest_path(path)))
+        data, why, made_by = _verdict(path)
+        if data is not None:
+            return data
+        if seen == previous == (_stat(path), _stat(digest_path(path))):
+            break  # the same bytes and digest file twice, a moment apart, and they disagree: damaged
+        previous = seen
+        time.sleep(0.05 * (attempt + 1))
+    else:  # rewritten all the while by another process: not damaged, but not readable now either
+        log.warning("%s %s kept changing while it was read; it is treated as missing", what, path)
+        return None
+    aside = quarantine(path)
+    log.warning("%s %s is damaged: %s. It was made as %s; it is set aside as %s and will be rebuilt.",
+                what, path, why, made_by, aside.name)
+    return None
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size

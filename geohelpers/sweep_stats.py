@@ -1,0 +1,273 @@
+"""What notebook 08 reads from the sweeps: spreads over seeds, the orders every seed agrees on, how the
+verdict moves with beta, and the sentences that say so.
+
+Pure functions of the points that :func:`geohelpers.sweep.load_points` returns (each a ``point.json`` with
+its results files under ``results``). This module shapes no artifact and no sweep point, but it shapes
+notebook 08's results: it is outside every artifact identity and every point's stamp and inside notebook
+08's stamp (:data:`geohelpers.artifacts.SWEEP_ANALYSIS`), so an edit here re-executes notebook 08 only.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from .report import METHOD_LABELS, Prose
+
+
+def spread(values: Mapping[str, Mapping[str, float]]) -> Any:
+    """``{point: {quantity: value}}`` -> a table with each quantity's mean, standard deviation (ddof 1),
+    number of points and every point's value."""
+    table = pd.DataFrame(values)  # quantities x points
+    out = pd.DataFrame({"mean": table.mean(axis=1), "std": table.std(axis=1, ddof=1), "n": table.count(axis=1)})
+    return pd.concat([out, table], axis=1)
+
+
+def paired_orders(values: Mapping[str, Mapping[str, float]], names: Iterable[str] | None = None) -> Any:
+    """For every pair (a, b) of quantities: in how many points a < b, and whether that holds in every
+    point, in none (b < a everywhere), or only in some (not a difference the seeds agree on)."""
+    table = pd.DataFrame(values)
+    names = list(names) if names is not None else list(table.index)
+    rows = []
+    for a, b in itertools.combinations(names, 2):
+        lower = int((table.loc[a] < table.loc[b]).sum())
+        n = int(table.loc[[a, b]].notna().all().sum())
+        verdict = f"{a} lower in every point" if lower == n else f"{b} lower in every point" if lower == 0 \
+            else "the points disagree"
+        rows.append({"a": a, "b": b, "points": n, "a lower in": lower, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+#: Columns of :func:`headline_values` that name a sample-fidelity score of each quantizer's generator: that of
+#: the prior notebook 06 chose on validation for the quantizer's codes (``prior (validation)``), scored on 06's
+#: classifier. Each seed trains its own classifier, so a spread over seeds includes the scorer's.
+FIDELITY = {"FD": "frechet_distance", "IS": "inception_score"}  # headline column prefix -> real_data_floor key
+
+
+#: The row :func:`headline_values` adds for a fidelity column: real test images scored the same way.
+REAL_DATA = "real data (floor)"
+
+
+def headline_values(point: Mapping[str, Any], column: str = "test MSE") -> dict[str, float]:
+    """One point's headline ``column`` per quantizer (notebook 06's table).
+
+    ``"test MSE"`` adds the verdict's MSE ratios; ``"FD"`` or ``"IS"`` (:data:`FIDELITY`) give each
+    quantizer's Frechet distance or Inception Score of the prior chosen on validation, and the real-data
+    floor as :data:`REAL_DATA`; any other name is a headline column read as it stands.
+    """
+    m = point["results"]["06_comparison"]["metrics"]
+    if column in FIDELITY:
+        out = {row["quantizer"]: float(row[f"{column} {row['prior (validation)']}"]) for row in m["headline"]}
+        out[REAL_DATA] = float(m["real_data_floor"][FIDELITY[column]])
+        return out
+    out = {row["quantizer"]: float(row[column]) for row in m["headline"]}
+    if column == "test MSE":
+        v = m["verdict"]
+        for key in ("mse_ratio_a_posteriori_over_end_to_end", "mse_ratio_a_posteriori_over_hybrid",
+                    "mse_ratio_adapted_over_end_to_end"):
+            if v.get(key) is not None:
+                out[key] = float(v[key])
+    return out
+
+
+def _quantizers(values: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The quantizers among :func:`headline_values`' keys (not the ratios, not the real-data floor)."""
+    return [q for q in next(iter(values.values())) if not q.startswith("mse_ratio") and q != REAL_DATA]
+
+
+def beta_rows(points: Sequence[Mapping[str, Any]], beta: str = "grid_vae.beta") -> list[dict]:
+    """Rate-distortion rows of every point (notebooks 02, 03 and 07; both VAEs, every K), with the point's
+    beta, for one panel per beta."""
+    rows = []
+    for p in points:
+        value = p["params"].get(beta, p["overrides"].get(beta))
+        for name in ("02_w2_quantization", "03_knn_geodesic", "07_pullback"):
+            for r in p["results"].get(name, {}).get("metrics", {}).get("rows", []):
+                if {"VAE", "method", "K", "mse_per_pixel", "bits_per_image"} <= set(r):
+                    rows.append({"beta": value, **{k: r[k] for k in ("VAE", "method", "K", "mse_per_pixel",
+                                                                     "bits_per_image")}})
+    return rows
+
+
+def beta_summary(points: Sequence[Mapping[str, Any]], beta: str = "grid_vae.beta") -> list[dict]:
+    """Per point: beta, the GridVAE's continuous test MSE and active units (notebook 01), and the verdict's
+    a posteriori / end-to-end MSE ratio (notebook 06), where those notebooks ran."""
+    rows = []
+    for p in points:
+        res, row = p["results"], {"beta": p["params"].get(beta, p["overrides"].get(beta))}
+        if "01_vae" in res:
+            g = res["01_vae"]["metrics"]["GridVAE"]
+            row.update(continuous_mse=g["mse_per_pixel"], active_units=g["active_units"], latent_units=g["latent_units"])
+        if "06_comparison" in res:
+            v = res["06_comparison"]["metrics"]["verdict"]
+            row.update(best_a_posteriori=v["best_a_posteriori"], best_end_to_end=v["best_end_to_end"],
+                       a_posteriori_over_end_to_end=v["mse_ratio_a_posteriori_over_end_to_end"])
+        rows.append(row)
+    return sorted(rows, key=lambda r: r["beta"])
+
+
+def stale_view(stale: Sequence[Mapping[str, Any]]) -> Any:
+    """The points left out because their stamp is not the one the current code gives: which point, when it
+    was written and with which stamp. They are re-run by the next call of their sweep."""
+    return pd.DataFrame([{"point": p["point"], "notebooks": ", ".join(n[:2] for n in p.get("notebooks", [])),
+                          "written": p.get("written"), "stamp": str(p.get("stamp", ""))[:12]} for p in stale],
+                        columns=["point", "notebooks", "written", "stamp"])
+
+
+def seed_table(points: Sequence[Mapping[str, Any]], column: str = "test MSE") -> Any:
+    """Notebook 06's headline ``column`` per quantizer, and the verdict's ratios, over the points of a seed
+    sweep: ``mean``, ``std`` (ddof 1), ``n``, ``mean ± std`` and every seed's value (:func:`spread`)."""
+    if not points:
+        return pd.DataFrame(columns=["mean ± std", "mean", "std", "n"])
+    table = spread({p["point"]: headline_values(p, column) for p in points})
+    table.insert(0, "mean ± std", [f"{m:.4g} ± {s:.2g}" if s == s else f"{m:.4g}"
+                                   for m, s in zip(table["mean"], table["std"])])
+    return table
+
+
+def seed_verdicts(points: Sequence[Mapping[str, Any]]) -> Any:
+    """Per seed, what notebook 06 selected on validation and the headline ratio it reported."""
+    rows = []
+    for p in points:
+        v = p["results"]["06_comparison"]["metrics"]["verdict"]
+        rows.append({"point": p["point"], "best a posteriori": v["best_a_posteriori"],
+                     "best end-to-end": v["best_end_to_end"],
+                     "a posteriori / end-to-end MSE": v["mse_ratio_a_posteriori_over_end_to_end"],
+                     "best adapted / end-to-end MSE": v.get("mse_ratio_adapted_over_end_to_end")})
+    return pd.DataFrame(rows, columns=["point", "best a posteriori", "best end-to-end",
+                                       "a posteriori / end-to-end MSE", "best adapted / end-to-end MSE"])
+
+
+def seed_orders(points: Sequence[Mapping[str, Any]], column: str = "test MSE") -> Any:
+    """:func:`paired_orders` of the quantizers' headline ``column`` over the points of a seed sweep: a
+    difference between two quantizers counts only when it has the same sign in every seed. For ``"IS"``,
+    where higher is better, "lower" still means the lower score."""
+    if not points:
+        return pd.DataFrame(columns=["a", "b", "points", "a lower in", "verdict"])
+    values = {p["point"]: headline_values(p, column) for p in points}
+    return paired_orders(values, _quantizers(values))
+
+
+def _orders_sentence(points: Sequence[Mapping[str, Any]], column: str) -> str:
+    """How many pairs of quantizers keep their order of ``column`` in every seed, and which do not."""
+    orders = seed_orders(points, column)
+    disagree = orders[orders["verdict"] == "the points disagree"]
+    text = f"Of the {len(orders)} pairs of quantizers, {len(orders) - len(disagree)} keep their order of {column} in every seed"
+    return text + (f"; the seeds disagree on {', '.join(f'{a} vs {b}' for a, b in zip(disagree['a'], disagree['b']))}."
+                   if len(disagree) else ".")
+
+
+def seed_prose(points: Sequence[Mapping[str, Any]], column: str = "test MSE") -> Any:
+    """Sentences generated from a seed sweep: whether the selections agree across seeds, the headline ratio's
+    mean and spread, and which orders of the quantizers' ``column`` hold in every seed."""
+    if not points:
+        return Prose("No up-to-date point of the seed sweep is stored for this profile, so no spread is shown: "
+                     "run `python -m geohelpers.run --profile <profile> --sweep seed=0,1,2`.")
+    verdicts = seed_verdicts(points)
+    n = len(points)
+    parts = []
+    for col in ("best a posteriori", "best end-to-end"):
+        chosen = list(dict.fromkeys(verdicts[col]))
+        parts.append(f"the {col} quantizer chosen on validation is {chosen[0]} in all {n} seeds" if len(chosen) == 1
+                     else f"the {col} quantizer chosen on validation changes with the seed ({', '.join(chosen)})")
+    ratio = verdicts["a posteriori / end-to-end MSE"]
+    text = (f"Over {n} seeds, {parts[0]}, and {parts[1]}. The test-MSE ratio of the best a posteriori codebook "
+            f"to the best end-to-end VQ-VAE is {ratio.mean():.3f} ± {ratio.std(ddof=1) if n > 1 else float('nan'):.3f} "
+            f"(mean ± standard deviation; per seed {', '.join(f'{r:.3f}' for r in ratio)}); it is "
+            f"{'above 1 in every seed' if (ratio > 1).all() else 'below 1 in every seed' if (ratio < 1).all() else 'on both sides of 1'}.")
+    if n > 1:
+        text += " " + _orders_sentence(points, column)
+    return Prose(text)
+
+
+def seed_fidelity_prose(points: Sequence[Mapping[str, Any]]) -> Any:
+    """Sentences generated from a seed sweep's sample fidelity (:data:`FIDELITY`): per seed, the generator
+    with the lowest FD and the real-data floor; the lowest FD over the floor, as mean and range over seeds;
+    and which orders of the quantizers' FD hold in every seed."""
+    if not points:
+        return Prose("No up-to-date point of the seed sweep is stored for this profile, so no spread of the "
+                     "samples' fidelity is shown.")
+    fd = spread({p["point"]: headline_values(p, "FD") for p in points})
+    seeds = [p["point"] for p in points]
+    names = [q for q in fd.index if q != REAL_DATA]
+    best = {s: fd.loc[names, s].idxmin() for s in seeds}
+    over = [fd.loc[best[s], s] / fd.loc[REAL_DATA, s] for s in seeds]
+    chosen = list(dict.fromkeys(best.values()))
+    text = ("The lowest FD is " + (f"that of {chosen[0]} in all {len(seeds)} seeds" if len(chosen) == 1 else
+                                   "reached by " + ", ".join(f"{best[s]} in {s}" for s in seeds))
+            + f"; it is {sum(over) / len(over):.0f} times the real-data floor on average over the seeds (from "
+            f"{min(over):.0f} to {max(over):.0f} times; the floor itself is "
+            f"{fd.loc[REAL_DATA, 'mean']:.2f} ± {fd.loc[REAL_DATA, 'std']:.2f}).")  # std: NaN for one seed (ddof 1)
+    if len(seeds) > 1:
+        text += " " + _orders_sentence(points, "FD")
+    return Prose(text)
+
+
+def beta_ratios(points: Sequence[Mapping[str, Any]], end_to_end: str, end_to_end_mse: float, k: int,
+                vae: str = "GridVAE", beta: str = "grid_vae.beta") -> Any:
+    """Per beta and a posteriori method (notebooks 02, 03, 07; ``vae`` at codebook size ``k``): test MSE and
+    its ratio to the end-to-end VQ-VAE ``end_to_end`` (test MSE ``end_to_end_mse``). A pure end-to-end
+    VQ-VAE never sees the VAE, so beta does not change it: one reference serves every beta."""
+    rows = [{"beta": r["beta"], "method": r["method"], "test MSE": r["mse_per_pixel"],
+             f"MSE / {end_to_end}": r["mse_per_pixel"] / end_to_end_mse}
+            for r in beta_rows(points, beta) if r["VAE"] == vae and r["K"] == k]
+    return pd.DataFrame(rows, columns=["beta", "method", "test MSE", f"MSE / {end_to_end}"]).sort_values(
+        ["method", "beta"], ignore_index=True)
+
+
+def beta_ratio_table(ratios: "Any", end_to_end: str) -> Any:
+    """:func:`beta_ratios` as a table: one row per method (its book label), one column per beta, the ratio
+    of its test MSE to that of ``end_to_end``."""
+    col = f"MSE / {end_to_end}"
+    table = ratios.assign(method=ratios["method"].replace(METHOD_LABELS)).pivot(index="method", columns="beta",
+                                                                                 values=col)
+    return table.rename_axis(columns=f"β: {col}")
+
+
+def beta_prose(summary: Sequence[Mapping[str, Any]], ratios: "Any", end_to_end: str, k: int) -> Any:
+    """Sentences generated from the beta sweep: how the GridVAE's continuous MSE and active units move with
+    beta, each method's MSE ratio to the end-to-end VQ-VAE at the smallest and the largest beta, and what
+    quantizing itself costs per beta: the best codebook's test MSE over the continuous VAE's (decoding mu),
+    so that a reader can tell the quantizer's share of the error from the VAE's."""
+    if len(summary) < 2 or ratios.empty:
+        return Prose("Fewer than two up-to-date points of the beta sweep are stored for this profile: run "
+                     "`python -m geohelpers.run --profile <profile> --sweep grid_vae.beta=0.1,0.3,1.0 "
+                     "--only 01 02 03 07`.")
+    lo, hi = summary[0], summary[-1]
+    text = (f"From beta = {lo['beta']:g} to beta = {hi['beta']:g}, the GridVAE's continuous test MSE goes from "
+            f"{lo['continuous_mse']:.5f} to {hi['continuous_mse']:.5f} and its active units from "
+            f"{lo['active_units']} to {hi['active_units']} of {lo['latent_units']}.")
+    col = f"MSE / {end_to_end}"
+    pieces = []
+    for method, sub in ratios.groupby("method", sort=False):
+        sub = sub.sort_values("beta")
+        a, b = sub.iloc[0][col], sub.iloc[-1][col]
+        pieces.append(f"{METHOD_LABELS.get(method, method)} {a:.2f} → {b:.2f}")
+    best = ratios.loc[ratios.groupby("beta")[col].idxmin()]
+    text += (f" At K = {k}, each a posteriori codebook's test MSE over that of {end_to_end} goes "
+             + "; ".join(pieces) + ". The lowest ratio is "
+             + ", ".join(f"{METHOD_LABELS.get(m, m)} at beta = {b:g} ({r:.2f})"
+                         for b, m, r in zip(best["beta"], best["method"], best[col])) + ".")
+    continuous = {row["beta"]: row["continuous_mse"] for row in summary if "continuous_mse" in row}
+    cost = [(b, mse / continuous[b]) for b, mse in zip(best["beta"], best["test MSE"]) if b in continuous]
+    if len(cost) >= 2:
+        factors = [f for _, f in cost]
+        trend = ("shrinks as beta grows" if all(x > y for x, y in zip(factors, factors[1:]))
+                 else "grows with beta" if all(x < y for x, y in zip(factors, factors[1:])) else "is not monotone in beta")
+        text += (" What quantizing costs " + trend + ": that codebook's test MSE is "
+                 + ", ".join(f"{f:.2f} times the continuous VAE's at beta = {b:g}" for b, f in cost)
+                 + f", while the continuous VAE's own test MSE at beta = {hi['beta']:g} is "
+                 f"{hi['continuous_mse'] / lo['continuous_mse']:.1f} times that at beta = {lo['beta']:g}.")
+    return Prose(text)
+
+
+def beta_rd_frame(points: Sequence[Mapping[str, Any]], vae: str, beta: str = "grid_vae.beta") -> Any:
+    """:func:`beta_rows` of one VAE as a frame for :func:`geohelpers.plots.rate_distortion`: methods by
+    their book labels, and a ``panel`` column naming the beta (one panel per beta)."""
+    rows = pd.DataFrame(beta_rows(points, beta), columns=["beta", "VAE", "method", "K", "mse_per_pixel",
+                                                          "bits_per_image"])
+    rows = rows[rows["VAE"] == vae].sort_values(["beta", "method", "K"], ignore_index=True)
+    return rows.assign(method=rows["method"].replace(METHOD_LABELS),
+                       panel=[f"{vae}, β = {b:g}" for b in rows["beta"]])
