@@ -61,8 +61,10 @@ class Probe:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             try:
                 self.run.main(list(argv))
-            except SystemExit as err:
+            except SystemExit as err:  # what the interpreter would print on its way out
                 code = err.code if isinstance(err.code, int) else 1
+                if isinstance(err.code, str):
+                    print(err.code)
             except Exception:  # noqa: BLE001 - a raw traceback is an outcome to report
                 traceback.print_exc(file=out)
                 code = 99

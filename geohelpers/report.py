@@ -81,6 +81,12 @@ def styled(df: pd.DataFrame, formats: Mapping[str, str] | None = None, index: bo
     return view if index else view.hide(axis="index")
 
 
+def span_text(lo: float, hi: float, fmt: str = "{:.2f}", sep: str = " to ") -> str:
+    """``lo`` and ``hi`` as a range, printed once when they print alike (``1.00``, not ``1.00 to 1.00``)."""
+    a, b = fmt.format(lo), fmt.format(hi)
+    return a if a == b else f"{a}{sep}{b}"
+
+
 def _span(values: pd.Series) -> str:
     return f"{values.min():.2f} to {values.max():.2f}"
 
@@ -746,22 +752,32 @@ def front_page_findings(results: Path) -> str:
     seeds = {row["quantity"]: row for row in s08["seeds"]["table"]}
     post, e2e, k = v["best_a_posteriori"], v["best_end_to_end"], v["k"]
     fixed, coded = v["at_equal_fixed_rate"], v["at_equal_coded_rate"]
-    ratio, adapted = seeds["mse_ratio_a_posteriori_over_end_to_end"], seeds["mse_ratio_adapted_over_end_to_end"]
+    def over_seeds(key: str, label: str) -> str:  # empty when the seed sweep of record is stale or missing
+        row = seeds.get(key)
+        return f" ({row['mean']:.2f} ± {row['std']:.2f} over {row['n']} {label})" if row and row["n"] > 1 else ""
+
     betas = [r for r in s08["beta"]["ratios"] if r["method"] == post]
     ref = s08["beta"]["end_to_end_reference"]["quantizer"]
     beta_text = ", ".join(f"{r[f'MSE / {ref}']:.2f} at β = {r['beta']:g}" for r in sorted(betas, key=lambda r: r["beta"]))
+    priors = [r for name in ("04_priors", "05_vqvae_baseline") if (results / f"{name}.json").exists()
+              for r in json.loads((results / f"{name}.json").read_text())["metrics"].get("priors" if name[:2] == "05"
+                                                                                          else "rows", [])]
+    capped = sum(r.get("stop_reason") == "max_epochs" for r in priors)
+    caps = f"; {capped} of the {len(priors)} priors of notebooks 04 and 05 stopped at their epoch cap" if capped else ""
     coded_text = (f"at equal *coded* rate (what a prior spends) the record holds no comparison yet: the end-to-end "
-                  f"model exists at one K, so its coded rate ({coded['span_b'][0]:.0f} bits per image) lies outside "
-                  f"the a posteriori curve's ({coded['span_a'][0]:.0f}-{coded['span_a'][1]:.0f} bits), and every "
-                  f"prior stopped at its epoch cap") if coded["ratio"] is None else \
-        (f"at an equal coded rate of {coded['rate']:.0f} bits per image the ratio is {coded['ratio']:.2f}")
+                  f"curve's coded rates ({span_text(*coded['span_b'], '{:.0f}', '-')} bits per image) do not "
+                  f"overlap the a posteriori curve's ({span_text(*coded['span_a'], '{:.0f}', '-')} bits){caps}") \
+        if coded["ratio"] is None else \
+        (f"at an equal coded rate of {coded['rate']:.0f} bits per image the ratio is {coded['ratio']:.2f}{caps}")
     return (
         f"On the GridVAE (β = {beta:g}) at K = {k} ({fixed['rate']:.0f} bits per image at fixed length), the best a posteriori "
         f"codebook chosen on validation, **{METHOD_LABELS.get(post, post)}**, reaches a test MSE of "
         f"**{fixed['mse_a']:.5f}** against **{fixed['mse_b']:.5f}** for the best end-to-end VQ-VAE ({e2e}): "
-        f"**{fixed['ratio']:.2f}x** ({ratio['mean']:.2f} ± {ratio['std']:.2f} over {ratio['n']} seeds). "
+        f"**{fixed['ratio']:.2f}x**{over_seeds('mse_ratio_a_posteriori_over_end_to_end', 'seeds')}. "
         f"K-means on μ, the usual a posteriori quantizer, reaches {v['test_mse']['kmeans']:.5f} "
         f"({v['test_mse']['kmeans'] / fixed['mse_b']:.2f}x). Fine-tuning the VAE's decoder on the frozen codes "
-        f"brings the ratio to {v['mse_ratio_adapted_over_end_to_end']:.2f} ({adapted['mean']:.2f} ± "
-        f"{adapted['std']:.2f} over seeds). The gap widens with β ({beta_text}), and {coded_text}."
+        f"brings the ratio to {v['mse_ratio_adapted_over_end_to_end']:.2f}"
+        f"{over_seeds('mse_ratio_adapted_over_end_to_end', 'seeds')}. "
+        + (f"The gap widens with β ({beta_text}), and " if len(betas) > 1 else "At other β the record holds no ratio; ")
+        + f"{coded_text}."
     )

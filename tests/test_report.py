@@ -321,3 +321,10 @@ def test_verdict_prose_direction_follows_the_numbers():
     v = report.verdict_numbers(codebooks, priors, adaptation, ("pixelcnn", "transformer"), 512)
     assert v["mse_ratio_a_posteriori_over_end_to_end"] > 1
     assert "% higher)" in report.verdict_prose(v).text
+
+
+def test_a_range_whose_ends_print_alike_prints_once():
+    from geohelpers.report import span_text
+
+    assert span_text(1.001, 1.004) == "1.00" and span_text(0.9, 1.2) == "0.90 to 1.20"
+    assert span_text(168.0, 168.2, "{:.0f}", "-") == "168" and span_text(192.2, 248.2, "{:.0f}", "-") == "192-248"
