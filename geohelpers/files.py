@@ -8,7 +8,8 @@ processes writing the same path (two runs on one clone) never mix their bytes.
 
 An *artifact* (a checkpoint, a codebook, code maps) is written with :func:`write_artifact`, which also
 writes a digest file beside it, ``<name>.sha256``: the SHA-256 and size of its bytes and what made it (its
-identity). :func:`read_artifact` reads the bytes and checks them against that digest *before* anything
+identity); the two are written and read under an advisory lock (``<name>.lock``), so a reader never pairs
+one process's bytes with another's digest. :func:`read_artifact` reads the bytes and checks them against that digest *before* anything
 parses them (``torch.load`` of a damaged checkpoint can load altered weights without an error, or try to
 allocate tens of GB). A file written before digests existed is checked by its zip archive's CRC-32s
 (``.pt`` and ``.npz`` files are zip archives). A file that fails the check is *damaged*: it is moved aside
@@ -19,13 +20,13 @@ on the same one.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import logging
 import os
 import tempfile
-import time
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,11 +95,27 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@contextmanager
+def _locked(path: Path, exclusive: bool) -> Iterator[None]:
+    """An advisory lock on ``path`` (a ``.lock`` file beside it): writers of an artifact and its digest
+    file hold it exclusively, readers shared, so a reader never sees the new bytes with the old digest.
+    The lock dies with its process, so a killed writer never blocks anyone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def write_artifact(path: str | Path, data: bytes, made_by: str) -> Path:
-    """Write an artifact's bytes atomically, then its digest file (SHA-256, size, ``made_by``)."""
+    """Write an artifact's bytes atomically, then its digest file (SHA-256, size, ``made_by``), both under
+    the artifact's lock."""
     path = Path(path)
-    atomic_write(path, data)
-    write_json(digest_path(path), {"sha256": sha256(data), "bytes": len(data), "made_by": made_by})
+    with _locked(path, exclusive=True):
+        atomic_write(path, data)
+        write_json(digest_path(path), {"sha256": sha256(data), "bytes": len(data), "made_by": made_by})
     return path
 
 
@@ -150,38 +167,26 @@ def quarantine(path: str | Path) -> Path:
 
 
 def read_artifact(path: str | Path, what: str = "artifact") -> bytes | None:
-    """The bytes of the artifact ``path`` once verified (:mod:`module docstring <geohelpers.files>`), or
-    ``None`` when it is missing or damaged; a damaged one is set aside (:func:`quarantine`) with a warning
-    that names it, what made it and that it will be rebuilt.
-
-    A mismatch counts as damage only when the file and its digest file are unchanged a moment later:
-    another process may have replaced the file between its bytes and its digest file (two atomic
-    renames, one after the other)."""
+    """The bytes of the artifact ``path`` once verified (see the module docstring), or ``None`` when it is
+    missing or damaged; a damaged one is set aside (:func:`quarantine`) with a warning that names it, what
+    made it and that it will be rebuilt. Read under the artifact's lock (:func:`write_artifact`), so a file
+    being rewritten by another process is never taken for a damaged one."""
     path = Path(path)
-    previous = None
-    for attempt in range(20):
+    if not path.exists():
+        return None
+    with _locked(path, exclusive=False):
         if not path.exists():
             return None
-        seen = (_stat(path), _stat(digest_path(path)))
+        data, why, made_by = _verdict(path)
+    if data is not None:
+        return data
+    with _locked(path, exclusive=True):  # set aside by one process only, and only if still damaged
+        if not path.exists():
+            return None
         data, why, made_by = _verdict(path)
         if data is not None:
             return data
-        if seen == previous == (_stat(path), _stat(digest_path(path))):
-            break  # the same bytes and digest file twice, a moment apart, and they disagree: damaged
-        previous = seen
-        time.sleep(0.05 * (attempt + 1))
-    else:  # rewritten all the while by another process: not damaged, but not readable now either
-        log.warning("%s %s kept changing while it was read; it is treated as missing", what, path)
-        return None
-    aside = quarantine(path)
+        aside = quarantine(path)
     log.warning("%s %s is damaged: %s. It was made as %s; it is set aside as %s and will be rebuilt.",
                 what, path, why, made_by, aside.name)
     return None
-
-
-def _stat(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
