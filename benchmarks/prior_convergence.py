@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
     parser.add_argument("--max-epochs", type=int, default=60)
     parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 0.9, 0.8, 0.7])
-    parser.add_argument("--n", type=int, default=10_000, help="samples per temperature")
+    parser.add_argument("--n", type=int, default=10_000, help="samples per temperature (0: the NLL only, no samples)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="NAME=VALUE",
                         help="further overrides of the standard profile, e.g. prior.pixelcnn_channels=64")
     parser.add_argument("--threads", type=int, default=None)
@@ -64,9 +64,11 @@ def main(argv: list[str] | None = None) -> str:
 
 def _measure(args: argparse.Namespace, src: Path, home: Path) -> str:
     """Copy the inputs into ``home``, train the prior and the classifier there, score the samples."""
+    import io
+
     import torch
 
-    from geohelpers import artifacts, pipeline, store
+    from geohelpers import artifacts, files, pipeline, store
     from geohelpers.config import resolve
     from geohelpers.data import load_mnist
     from geohelpers.config import parse_set
@@ -77,19 +79,21 @@ def _measure(args: argparse.Namespace, src: Path, home: Path) -> str:
                 for p in src.glob(f"codebooks/{name}_*.npz"))]:
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / rel, dst / rel)
+        if files.digest_path(src / rel).exists():  # its digest travels with it, so the copy is verified too
+            shutil.copy2(files.digest_path(src / rel), files.digest_path(dst / rel))
     overrides = {"prior.max_epochs": args.max_epochs, "prior.precision": args.precision, **parse_set(args.set)}
     cfg = resolve("standard", overrides)
     ckpt = store.checkpoint_path(cfg.profile, f"vae_{args.vae}")
-    artifacts.check(src / ckpt.name, torch.load(ckpt, map_location="cpu", weights_only=False).get("tag"),
+    stored = files.read_artifact(ckpt, "checkpoint")
+    if stored is None:
+        raise SystemExit(f"{src / ckpt.name} is missing or damaged: run the book (notebook 01) at standard first")
+    artifacts.check(src / ckpt.name, torch.load(io.BytesIO(stored), map_location="cpu", weights_only=False).get("tag"),
                     pipeline.vae_tag(args.vae, cfg), "run the book (notebook 01) at standard with this code first")
     data = load_mnist(cfg.data)
     t0 = time.perf_counter()
     vae = pipeline.train_vae(args.vae, cfg, data)  # loaded: its identity was checked above
     prior = pipeline.train_prior(args.kind, name, args.k, cfg)
     h = prior.history
-    cb = pipeline.load_codebook(args.vae, args.method, args.k, cfg)
-    clf = pipeline.train_classifier(cfg, data)
-    floor, reference, _ = pipeline.real_data_floor(clf.model, data, args.n)
     lines = [f"# prior_convergence: torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
              f"the standard {args.kind} ({args.precision}) on {name}, cap {args.max_epochs} epochs, "
              f"stopping rule patience {cfg.training.patience}, min_delta {cfg.training.min_delta}; "
@@ -97,11 +101,17 @@ def _measure(args: argparse.Namespace, src: Path, home: Path) -> str:
              f"epochs trained: {len(h.epochs)} (stopped by: {h.stop_reason}; best epoch {h.best_epoch}), "
              f"training {h.wall_time_s:.0f} s",
              "validation NLL per epoch (nats per code): " + ", ".join(f"{e['val_loss']:.4f}" for e in h.epochs),
+             "seconds per epoch: " + ", ".join(f"{e['seconds']:.0f}" for e in h.epochs),
              f"test NLL {prior.test['nll_nats_per_token']:.4f} nats per code, "
-             f"{prior.test['bits_per_image']:.1f} bits per image",
-             f"classifier: {len(clf.history.epochs)} epochs, test accuracy {floor['test_accuracy']:.4f}",
-             f"real-data floor ({args.n} training images): FD {floor['frechet_distance']:.2f}, "
-             f"IS {floor['inception_score']:.2f}", ""]
+             f"{prior.test['bits_per_image']:.1f} bits per image"]
+    if args.n == 0:
+        return "\n".join(lines + [f"\ntotal {time.perf_counter() - t0:.0f} s"])
+    cb = pipeline.load_codebook(args.vae, args.method, args.k, cfg)
+    clf = pipeline.train_classifier(cfg, data)
+    floor, reference, _ = pipeline.real_data_floor(clf.model, data, args.n)
+    lines += [f"classifier: {len(clf.history.epochs)} epochs, test accuracy {floor['test_accuracy']:.4f}",
+              f"real-data floor ({args.n} training images): FD {floor['frechet_distance']:.2f}, "
+              f"IS {floor['inception_score']:.2f}", ""]
     for t in args.temperatures:
         s = time.perf_counter()
         codes = prior.model.sample(args.n, temperature=t, seed=cfg.seed, batch_size=5000, progress=False)

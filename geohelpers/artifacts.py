@@ -33,11 +33,11 @@ EXECUTION = frozenset({"run.py", "notebooks.py", "sweep.py", "bookcheck.py"})
 #: SWEEP_ANALYSIS: notebook 08's analysis of the sweeps; outside identities and the sweep points' stamps,
 #: inside notebook 08's stamp (:func:`geohelpers.notebooks.input_hashes`).
 SWEEP_ANALYSIS = frozenset({"sweep_stats.py"})
-#: PRESENTATION: tables, figures, sentences; shapes a notebook's results and pages but no artifact (outside
-#: identities, inside the notebooks' stamps).
-PRESENTATION = frozenset({"report.py", "plots.py", "studies.py"})
+#: RESULTS_ONLY: the book's decisions over results rows, its tables, figures and sentences; they shape a
+#: notebook's results and pages but no artifact (outside identities, inside the notebooks' stamps).
+RESULTS_ONLY = frozenset({"selection.py", "prose.py", "tables.py", "plots.py", "studies.py"})
 #: Modules outside every artifact's identity.
-NOT_IN_IDENTITY = EXECUTION | SWEEP_ANALYSIS | PRESENTATION
+NOT_IN_IDENTITY = EXECUTION | SWEEP_ANALYSIS | RESULTS_ONLY
 
 #: The package's folder.
 PACKAGE_ROOT = Path(__file__).resolve().parent

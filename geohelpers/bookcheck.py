@@ -20,6 +20,9 @@ Defects, one line each, prefixed with the page:
     does not have.
 ``glue``
     a glue reference that did not resolve: raw ``{glue:...}`` text or a docutils system message.
+``wide table``
+    a table wider than the page's text column at a 1280-pixel-wide window (measured in the browser by a
+    script :func:`render` adds to a copy of the page): the reader would have to scroll it sideways.
 
 Run it on a built book: ``python -m geohelpers.bookcheck _build/html`` (exit 1 when a defect is found).
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import re
 import shutil
@@ -52,7 +56,24 @@ MATH_DELIMITERS = ("\\(", "\\[", "$$")
 CODE_TAGS = {"pre", "code", "script", "style", "textarea"}
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-extensions", "--allow-file-access-from-files")
+                  "--disable-extensions", "--allow-file-access-from-files", "--window-size=1280,1000")
+#: Added to a copy of each page: after load, every table wider than the article that holds it is written,
+#: with its first header cells, into ``<body data-wide-tables="...">`` for :func:`check_html` to read.
+MEASURE_TABLES = """<script>
+window.addEventListener("load", function () {
+  var wide = [];
+  document.querySelectorAll("table").forEach(function (t) {
+    var column = t.closest("article") || t.closest("main");
+    if (!column || t.closest("nav, aside, header, footer")) return;
+    var over = t.getBoundingClientRect().width - column.getBoundingClientRect().width;
+    if (over > 1) {
+      var heads = Array.from(t.querySelectorAll("th")).slice(0, 4).map(function (h) { return h.textContent.trim(); });
+      wide.push(Math.round(over) + " px too wide (" + heads.join(" | ") + ")");
+    }
+  });
+  document.body.setAttribute("data-wide-tables", JSON.stringify(wide));
+});
+</script>"""
 
 
 @dataclass
@@ -67,6 +88,7 @@ class PageDOM:
     math_nodes: int = 0          # elements of class "math" (what Sphinx emits for each equation)
     mathjax_outputs: int = 0     # <mjx-container> elements (what MathJax wrote)
     system_messages: int = 0     # docutils' "System Message" boxes
+    wide_tables: list[str] = field(default_factory=list)  # tables wider than their column (MEASURE_TABLES)
 
 
 class _Collector(HTMLParser):
@@ -92,6 +114,8 @@ class _Collector(HTMLParser):
             self.dom.math_nodes += 1
         if "system-message" in classes:
             self.dom.system_messages += 1
+        if tag == "body" and a.get("data-wide-tables"):
+            self.dom.wide_tables = json.loads(a["data-wide-tables"])
         if tag == "img":
             self.dom.images.append(a.get("src", ""))
         if tag == "a" and "href" in a:
@@ -166,6 +190,7 @@ def check_html(html: str, page: Path | None = None, ids_of: dict[Path, set[str]]
         defects.append(f"glue: unresolved reference {m.group(0)!r}")
     if dom.system_messages:
         defects.append(f"glue: {dom.system_messages} docutils system message(s) on the page")
+    defects += [f"wide table: {w}" for w in dom.wide_tables]
     for src in dom.images:
         problem = _image_defect(src, page)
         if problem:
@@ -212,11 +237,20 @@ def find_chromium() -> str | None:
 
 
 def render(page: Path, chromium: str, budget_ms: int = 5000, timeout_s: float = 60.0) -> str:
-    """The DOM of ``page`` after its scripts ran, from headless Chromium (no network is used)."""
-    with tempfile.TemporaryDirectory() as profile:
-        cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
-               "--dump-dom", page.resolve().as_uri()]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    """The DOM of ``page`` after its scripts ran, from headless Chromium (no network is used), with the
+    tables too wide for their column recorded by :data:`MEASURE_TABLES` (run on a copy of the page beside
+    it, so that its relative links and assets resolve alike)."""
+    html = page.read_text(errors="replace")
+    html = html.replace("</body>", MEASURE_TABLES + "</body>", 1) if "</body>" in html else html + MEASURE_TABLES
+    copy = page.with_name(f".bookcheck-{os.getpid()}-{page.name}")
+    copy.write_text(html)
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+                   "--dump-dom", copy.resolve().as_uri()]
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    finally:
+        copy.unlink(missing_ok=True)
     if out.returncode or "<html" not in out.stdout:
         raise RuntimeError(f"chromium could not load {page} (exit {out.returncode}): {out.stderr[-500:]}")
     return out.stdout

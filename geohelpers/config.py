@@ -156,8 +156,24 @@ class VQVAEConfig:
 
 PRIOR_KINDS = ("pixelcnn", "transformer")
 PRECISIONS = ("fp32", "bf16")
+LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
 CODEBOOK_METHODS = ("kmeans", "w2", "geodesic")
 PULLBACK_METHODS = ("pullback_mean", "pullback_position", "pullback_vector", "pullback_geodesic")
+
+
+#: Reader-facing names of the codebook methods (tables and sentences).
+METHOD_LABELS = {"kmeans": "K-means on μ", "w2": "W2 K-means on [μ, σ]", "geodesic": "geodesic K-medoids",
+                 "pullback_mean": "K-means under the mean pullback metric",
+                 "pullback_position": "K-means under per-position pullback metrics",
+                 "pullback_vector": "K-means under every vector's own pullback metric",
+                 "pullback_geodesic": "geodesic K-medoids under the mean pullback metric"}
+
+
+VARIANT_LABELS = {
+    "kmeans_init": "EMA with restarts started from K-means of the first batches' encoder outputs",
+    "hybrid": "The hybrid, started from the trained GridVAE and its geodesic medoids,",
+    "fsq": "FSQ, whose codes are all reachable by construction,",
+}
 
 
 @dataclass(frozen=True)
@@ -188,6 +204,8 @@ class PriorConfig:
     max_epochs: int = _f(1, lo=1, hi=1000, help="training epochs at most (the stopping rule may end sooner)")
     batch_size: int = _f(256, lo=1, hi=65_536, help="training batch size")
     lr: float = _f(3e-3, lo=0.0, lo_open=True, hi=1.0, help="Adam learning rate")
+    lr_schedule: str = _f("constant", choices=LR_SCHEDULES, help="learning-rate schedule per step (train.lr_factor)")
+    schedule_epochs: int = _f(0, lo=0, hi=1000, help="epochs the schedule spans (0: max_epochs)")
     temperature: float = _f(1.0, lo=0.0, lo_open=True, hi=100.0, help="sampling temperature (> 0)")
     n_show: int = _f(32, lo=1, hi=10_000, help="samples shown per codebook and prior")
 

@@ -25,7 +25,7 @@ from .quantize.codebook import Codebook, GeodesicCodebook, build_codebook
 from .train import History, fit, pick_device, seed_everything
 
 
-def stopping(cfg: Config) -> dict[str, float | int]:
+def stopping_rule_kwargs(cfg: Config) -> dict[str, float | int]:
     """The stopping rule's arguments of :func:`~geohelpers.train.fit` (``training`` section)."""
     return {"patience": cfg.training.patience, "min_delta": cfg.training.min_delta}
 
@@ -52,7 +52,7 @@ def train_vae(kind: str, cfg: Config, data: MNIST) -> TrainedModel:
     ckpt = store.checkpoint_path(cfg.profile, f"vae_{kind}")
     tag = vae_tag(kind, cfg)
     history = fit(model, train, val, max_epochs=vcfg.max_epochs, lr=vcfg.lr, checkpoint=ckpt, tag=tag,
-                  device=pick_device(cfg.device), desc=f"{kind} VAE epoch", **stopping(cfg))
+                  device=pick_device(cfg.device), desc=f"{kind} VAE epoch", **stopping_rule_kwargs(cfg))
     return TrainedModel(model, history, trained_now=history.epochs_this_call > 0)
 
 
@@ -66,14 +66,14 @@ class Latents:
     vectors_sigma: np.ndarray
 
 
-def latents(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> Latents:
+def posterior_latents(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> Latents:
     mu, sigma = vae.encode_all(x, batch_size)
     return Latents(mu, sigma, vae.to_vectors(mu).numpy(), vae.to_vectors(sigma).numpy())
 
 
 def encode_splits(vaes: dict[str, VAE], data: MNIST, cfg: Config) -> dict[str, dict[str, Latents]]:
     """Posterior latents of the training, validation and test images under each VAE (by display name)."""
-    return {name: {split: latents(vae, getattr(data, f"{split}_x"), cfg.data.eval_batch_size)
+    return {name: {split: posterior_latents(vae, getattr(data, f"{split}_x"), cfg.data.eval_batch_size)
                    for split in ("train", "val", "test")} for name, vae in vaes.items()}
 
 
@@ -360,7 +360,7 @@ def code_dtype(codes: np.ndarray) -> np.dtype:
     return np.min_scalar_type(int(codes.max(initial=0)))
 
 
-def error_split(cb: Codebook, split: Latents) -> dict[str, float]:
+def quantization_errors(cb: Codebook, split: Latents) -> dict[str, float]:
     """Mean squared quantization error per vector, in ``mu`` (what the decoder sees) and in ``sigma``.
 
     For a codebook without Gaussian codewords (K-means on ``mu``), the ``sigma`` error is left out.
@@ -479,7 +479,7 @@ def train_vqvae(variant: str, k: int, cfg: Config, data: MNIST, grid_vae: VAE | 
     try:
         history = fit(model, train, val, max_epochs=v.max_epochs, lr=v.lr, checkpoint=ckpt,
                       tag=vqvae_tag(variant, k, cfg), device=pick_device(cfg.device),
-                      desc=f"VQ-VAE {variant} K={k} epoch", on_epoch_end=usage, **stopping(cfg))
+                      desc=f"VQ-VAE {variant} K={k} epoch", on_epoch_end=usage, **stopping_rule_kwargs(cfg))
     except NonFiniteLossError as err:
         return TrainedVQVAE(model, None, True, str(err))
     return TrainedVQVAE(model, history, history.epochs_this_call > 0, None)
@@ -600,7 +600,8 @@ def train_prior(kind: str, codes_name: str, k: int, cfg: Config, evaluate: bool 
     ckpt = store.checkpoint_path(cfg.profile, f"prior_{kind}_{codes_name}")
     history = fit(model, train, val, max_epochs=p.max_epochs, lr=p.lr, checkpoint=ckpt, tag=tag,
                   device=pick_device(cfg.device), desc=f"{kind} on {codes_name} epoch", precision=p.precision,
-                  **stopping(cfg))
+                  lr_schedule=p.lr_schedule, schedule_epochs=p.schedule_epochs or None,
+                  **stopping_rule_kwargs(cfg))
     if not evaluate:
         return TrainedPrior(model, history, history.epochs_this_call > 0, {}, float("nan"))
     test = model.evaluate(torch.from_numpy(codes["test"]), cfg.data.eval_batch_size)
@@ -719,7 +720,7 @@ def train_classifier(cfg: Config, data: MNIST) -> TrainedModel:
                              batch_size=c.classifier_batch_size, lr=c.classifier_lr)
     history = fit(model, train, val, max_epochs=c.classifier_max_epochs, lr=c.classifier_lr,
                   checkpoint=store.checkpoint_path(cfg.profile, "classifier"), tag=tag,
-                  device=pick_device(cfg.device), desc="MNIST classifier epoch", **stopping(cfg))
+                  device=pick_device(cfg.device), desc="MNIST classifier epoch", **stopping_rule_kwargs(cfg))
     return TrainedModel(model, history, history.epochs_this_call > 0)
 
 
@@ -781,7 +782,7 @@ def draw_generators(decoders: dict[str, object], cfg: Config, k: int, n: int, ti
 
     The priors were trained in notebook 04 (a posteriori codes) or 05 (VQ-VAE codes) and are loaded.
     """
-    from .report import code_set_name
+    from .selection import code_set_name
 
     uniform = np.random.default_rng(cfg.seed).integers(0, k, size=(n, 7, 7))
     images: dict[tuple[str, str], torch.Tensor] = {}
@@ -884,7 +885,7 @@ def pullback_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]],
     return rows, books
 
 
-def store_code_maps(cb: Codebook, vae: VAE, lat: dict[str, Latents], name: str, cfg: Config) -> None:
+def encode_and_save_codes(cb: Codebook, vae: VAE, lat: dict[str, Latents], name: str, cfg: Config) -> None:
     """The train/validation/test code maps of one codebook, for a prior (``artifacts/<profile>/codes``)."""
     save_codes(cfg, name, **{s: cb.encode_latents(vae, lat[s].mu, lat[s].sigma) for s in ("train", "val", "test")})
 
@@ -963,7 +964,7 @@ def adapt_decoder(cb: Codebook, name: str, vae: VAE, lat: dict[str, Latents], da
     history = fit(model, train, val, max_epochs=c.adapt_max_epochs, lr=c.adapt_lr,
                   checkpoint=store.checkpoint_path(cfg.profile, f"adapted_{name}"), tag=tag,
                   device=pick_device(cfg.device), desc=f"decoder on {name} epoch",
-                  optimizer=lambda _: torch.optim.Adam(model.decoder_parameters, lr=c.adapt_lr), **stopping(cfg))
+                  optimizer=lambda _: torch.optim.Adam(model.decoder_parameters, lr=c.adapt_lr), **stopping_rule_kwargs(cfg))
     return AdaptedDecoder(model.vae.eval(), history, history.epochs_this_call > 0)
 
 

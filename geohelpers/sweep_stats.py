@@ -14,7 +14,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .report import METHOD_LABELS, Prose
+from .config import METHOD_LABELS
+
+from .prose import Prose, direction
 
 
 def spread(values: Mapping[str, Mapping[str, float]]) -> Any:
@@ -32,10 +34,10 @@ def paired_orders(values: Mapping[str, Mapping[str, float]], names: Iterable[str
     names = list(names) if names is not None else list(table.index)
     rows = []
     for a, b in itertools.combinations(names, 2):
-        lower = int((table.loc[a] < table.loc[b]).sum())
-        n = int(table.loc[[a, b]].notna().all().sum())
-        verdict = f"{a} lower in every point" if lower == n else f"{b} lower in every point" if lower == 0 \
-            else "the points disagree"
+        both = table.loc[[a, b]].notna().all()
+        a_lower = (table.loc[a] < table.loc[b])[both]
+        lower, n = int(a_lower.sum()), int(both.sum())
+        verdict = direction(a_lower, f"{a} lower", f"{b} lower", ("in", "point", "points"), mixed="the points disagree")
         rows.append({"a": a, "b": b, "points": n, "a lower in": lower, "verdict": verdict})
     return pd.DataFrame(rows)
 
@@ -176,7 +178,7 @@ def seed_prose(points: Sequence[Mapping[str, Any]], column: str = "test MSE") ->
     text = (f"Over {n} seeds, {parts[0]}, and {parts[1]}. The test-MSE ratio of the best a posteriori codebook "
             f"to the best end-to-end VQ-VAE is {ratio.mean():.3f} ± {ratio.std(ddof=1) if n > 1 else float('nan'):.3f} "
             f"(mean ± standard deviation; per seed {', '.join(f'{r:.3f}' for r in ratio)}); it is "
-            f"{'above 1 in every seed' if (ratio > 1).all() else 'below 1 in every seed' if (ratio < 1).all() else 'on both sides of 1'}.")
+            f"{direction(ratio < 1, 'below 1', 'above 1', ('in', 'seed', 'seeds'))}.")
     if n > 1:
         text += " " + _orders_sentence(points, column)
     return Prose(text)

@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from . import files
-from .config import PRECISIONS
+from .config import LR_SCHEDULES, PRECISIONS
 from .data import Batches
 
 
@@ -103,6 +103,32 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 STOP_REASONS = ("patience", "max_epochs")
+
+
+def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
+    """The learning rate's factor after ``step`` optimizer steps, for ``schedule``:
+
+    - ``constant``: 1;
+    - ``cosine``: ``0.5 (1 + cos(pi t / T))`` over the first ``T = total_steps`` steps, then the floor;
+    - ``warmup_cosine``: linear from 0.1 to 1 over the first 5 % of ``T``, then cosine to the floor at ``T``.
+
+    The floor (1 % of the learning rate) lets a training that the stopping rule has not ended by step ``T``
+    go on improving slowly instead of stalling.
+    """
+    floor, total = 0.01, max(1, total_steps)
+    warm = max(1, total // 20) if schedule == "warmup_cosine" else 0
+
+    def factor(step: int) -> float:
+        if schedule == "constant":
+            return 1.0
+        if step < warm:
+            return 0.1 + 0.9 * step / warm
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"parameter 'lr_schedule' is {schedule!r}; allowed: one of {', '.join(LR_SCHEDULES)}")
+    return factor
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -178,6 +204,7 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
         patience: int | None = None, min_delta: float = 0.0,
         checkpoint: str | Path | None = None, tag: str = "", device: torch.device | str | None = None,
         desc: str = "train", stop_after: int | None = None, precision: str = "fp32",
+        lr_schedule: str = "constant", schedule_epochs: int | None = None,
         optimizer: Callable[[Any], torch.optim.Optimizer] | None = None,
         on_epoch_end: Callable[[torch.nn.Module, int, dict[str, float]], dict[str, float] | None] | None = None,
         ) -> History:
@@ -192,6 +219,8 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
     the CPU, where the book's analysis (encoding, quantization, metrics, sampling) runs: ``device`` is
     the training device only, so a model trained now and one loaded from its checkpoint are the same.
     ``precision`` (``"fp32"`` or ``"bf16"``) is that of the training steps' forward passes only.
+    ``lr_schedule`` scales the learning rate per step (:func:`lr_factor`) over ``schedule_epochs`` epochs
+    (default ``max_epochs``); its state is checkpointed with the optimizer's.
     """
     rule = StoppingRule(max_epochs, patience, min_delta)
     if patience is not None and val is None:
@@ -200,6 +229,8 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
     autocast(precision, device)  # a bad precision fails here, before any work
     model.to(device)
     opt = optimizer(model.parameters()) if optimizer else torch.optim.Adam(model.parameters(), lr=lr)
+    factor = lr_factor(lr_schedule, (schedule_epochs or max_epochs) * len(train))  # a bad schedule fails here
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor) if lr_schedule != "constant" else None
     history, start, best_state = History(), 0, None
     path = Path(checkpoint) if checkpoint else None
     stored = files.read_artifact(path, "checkpoint") if path is not None else None
@@ -208,6 +239,8 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
         if state.get("tag") == tag:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
+            if scheduler is not None and state.get("scheduler") is not None:
+                scheduler.load_state_dict(state["scheduler"])
             _set_rng_state(state["rng"])
             history = History(**state["history"])
             history.epochs_this_call = 0
@@ -236,6 +269,8 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if scheduler is not None:
+                scheduler.step()
             count += 1
             running += (loss.item() - running) / count
             for key, value in logs.items():
@@ -268,7 +303,8 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
         if path is not None:
             buffer = io.BytesIO()
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
-                        "history": history.to_dict(), "epoch": epoch, "tag": tag, "best": best_state}, buffer)
+                        "history": history.to_dict(), "epoch": epoch, "tag": tag, "best": best_state,
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None}, buffer)
             files.write_artifact(path, buffer.getvalue(), made_by=tag or "an untagged checkpoint")
     model.eval().to("cpu")
     return history

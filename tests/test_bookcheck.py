@@ -109,6 +109,22 @@ def test_chromium_renders_math_and_catches_raw_latex(tmp_path):
 
 
 @needs_chromium
+def test_a_table_wider_than_its_column_is_caught_in_the_browser(tmp_path):
+    """A table too wide for the page's column is a defect (a reader would scroll it sideways); a table
+    that fits is not."""
+    assert CHROMIUM is not None, "CI must have Chromium: .ci/run installs Debian's chromium package"
+    cells = "".join(f"<th>column_name_{i}</th>" for i in range(40))
+    wide, narrow = tmp_path / "wide.html", tmp_path / "narrow.html"
+    for path, head in ((wide, cells), (narrow, "<th>a</th><th>b</th>")):
+        path.write_text(f"<html><body><main><article style='width: 600px'><table><tr>{head}</tr></table>"
+                        "</article></main></body></html>")
+    defects = bookcheck.check_html(bookcheck.render(wide, CHROMIUM), wide)
+    assert any(d.startswith("wide table:") and "column_name_0" in d for d in defects), defects
+    assert bookcheck.check_html(bookcheck.render(narrow, CHROMIUM), narrow) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["narrow.html", "wide.html"]  # the measured copies are gone
+
+
+@needs_chromium
 def test_the_quick_book_passes_in_a_real_browser(tmp_path, monkeypatch):
     """Execute every notebook at the quick profile, build the book with -W, load each page in Chromium.
 

@@ -160,7 +160,7 @@ def test_edits_reach_exactly_the_stamps_they_shape(tmp_path, monkeypatch):
     pkg, src = tmp_path / "pkg", tmp_path / "notebooks"
     pkg.mkdir()
     src.mkdir()
-    for name in ("train.py", "report.py", "sweep_stats.py", "run.py"):
+    for name in ("train.py", "prose.py", "sweep_stats.py", "run.py"):
         (pkg / name).write_text(f"# {name}\n")
     for name in ("07_pullback.ipynb", "08_seeds_and_beta.ipynb"):
         (src / name).write_text(json.dumps({"cells": [{"cell_type": "code", "source": name, "metadata": {}}]}))
@@ -178,7 +178,7 @@ def test_edits_reach_exactly_the_stamps_they_shape(tmp_path, monkeypatch):
     assert id1 == id0
     (pkg / "run.py").write_text("# edited\n")
     assert stamps() == (h1, id1)
-    (pkg / "report.py").write_text("# edited\n")
+    (pkg / "prose.py").write_text("# edited\n")
     (h2, id2) = stamps()
     assert all(h2[k] != h1[k] for k in h2) and id2 == id1  # presentation: every stamp, no identity
     (pkg / "train.py").write_text("# edited\n")

@@ -25,7 +25,7 @@ def small():
     vae = GridVAE((4, 8), 2)
     x = torch.rand(60, 1, 28, 28)
     cfg = resolve("quick", {"quantize.n_landmarks": 200, "quantize.knn": 5, "quantize.ks": [8, 16], "prior.ks": [16]})
-    return vae, x, cfg, pipeline.latents(vae, x[:40]), pipeline.latents(vae, x[40:])
+    return vae, x, cfg, pipeline.posterior_latents(vae, x[:40]), pipeline.posterior_latents(vae, x[40:])
 
 
 def test_codebooks_are_cached_and_reloaded(small, tmp_home):
@@ -175,8 +175,8 @@ def test_code_maps_made_by_another_codebook_are_refused(tmp_home):
 def test_the_whole_package_source_enters_identities_but_presentation_does_not():
     from geohelpers import artifacts
 
-    assert {"train.py", "data.py", "metrics.py"}.isdisjoint(artifacts.PRESENTATION)
-    assert "report.py" in artifacts.PRESENTATION and len(artifacts.source_digest()) == 16
+    assert {"train.py", "data.py", "metrics.py", "files.py"}.isdisjoint(artifacts.NOT_IN_IDENTITY)
+    assert {"selection.py", "prose.py", "tables.py"} <= artifacts.RESULTS_ONLY and len(artifacts.source_digest()) == 16
 
 
 def test_every_decoder_aware_codebook_is_fitted_from_the_pullback_metrics_and_reloads(small, tmp_home):

@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geohelpers import report
+from geohelpers import prose
+from geohelpers import selection
+from geohelpers import tables
 
 
 def codebook_rows(w2_factor: float, geo_factor: float) -> pd.DataFrame:
@@ -19,29 +21,29 @@ def codebook_rows(w2_factor: float, geo_factor: float) -> pd.DataFrame:
 
 
 def test_prose_renders_as_text_in_every_form():
-    p = report.Prose("MSE  **0.00424**,\n 1.74 times lower")
+    p = prose.Prose("MSE  **0.00424**,\n 1.74 times lower")
     assert p._repr_markdown_() == "MSE **0.00424**, 1.74 times lower"
     assert "<strong>0.00424</strong>" in p._repr_html_() and "object at" not in p._repr_html_()
     assert repr(p) == str(p) == p.text
-    assert p == report.Prose("MSE **0.00424**, 1.74 times lower")
+    assert p == prose.Prose("MSE **0.00424**, 1.74 times lower")
 
 
 def test_mse_ratio_is_per_vae_and_k():
-    ratio = report.mse_ratio(codebook_rows(1.1, 1.2), "w2")
+    ratio = selection.mse_ratio(codebook_rows(1.1, 1.2), "w2")
     assert len(ratio) == 4 and np.allclose(ratio, 1.1)
     assert "W2 K-means on [μ, σ]" in ratio.name
 
 
-@pytest.mark.parametrize("factor, words", [(1.1, "higher test MSE in every setting"),
-                                           (0.9, "lower test MSE in every setting")])
+@pytest.mark.parametrize("factor, words", [(1.1, "test MSE is higher in every setting"),
+                                           (0.9, "test MSE is lower in every setting")])
 def test_w2_summary_chooses_its_direction_from_the_numbers(factor, words):
     rows = codebook_rows(factor, 1.2)
     errors = pd.DataFrame([{"VAE": v, "method": m, "mu_sq_error": 1.0 if m == "kmeans" else 1.5,
                             "sigma_sq_error": 0.5} for v in ("FlatVAE", "GridVAE") for m in ("kmeans", "w2")]
                           ).set_index(["VAE", "method"])
-    text = report.w2_summary(rows, errors).text
+    text = prose.w2_summary(rows, errors).text
     assert words in text
-    assert f"{factor:.2f} to {factor:.2f} times" in text
+    assert f": {factor:.2f} times as large" in text  # a range whose ends print alike prints once
     assert "25% of W2's squared error is in σ" in text and "1.50 times that of K-means" in text
 
 
@@ -50,12 +52,12 @@ def test_w2_summary_counts_mixed_settings():
     rows.loc[(rows["method"] == "w2") & (rows["K"] == 64), "mse_per_pixel"] *= 0.5
     errors = pd.DataFrame([{"VAE": "GridVAE", "method": m, "mu_sq_error": 1.0, "sigma_sq_error": 0.1}
                            for m in ("kmeans", "w2")]).set_index(["VAE", "method"])
-    assert "higher test MSE in 2 of 4 settings" in report.w2_summary(rows, errors).text
+    assert "lower in 2 of 4 settings and higher in the others" in prose.w2_summary(rows, errors).text
 
 
 def test_w2_numbers_quote_the_largest_k():
     rows = codebook_rows(1.1, 1.2)
-    numbers = report.w2_numbers(rows, {"FlatVAE": 0.002, "GridVAE": 0.001})
+    numbers = selection.w2_numbers(rows, {"FlatVAE": 0.002, "GridVAE": 0.001})
     assert numbers["w2_worse_count"] == numbers["n_settings"] == 4 and numbers["kmax"] == 512
     grid_512 = rows[(rows["VAE"] == "GridVAE") & (rows["K"] == 512) & (rows["method"] == "kmeans")]
     assert numbers["grid_kmeans_kmax_mse"] == pytest.approx(grid_512["mse_per_pixel"].iloc[0])
@@ -64,25 +66,26 @@ def test_w2_numbers_quote_the_largest_k():
 
 @pytest.mark.parametrize("factor, words", [(1.3, "higher at every K"), (0.8, "lower at every K")])
 def test_geodesic_verdict_direction(factor, words):
-    assert words in report.geodesic_verdict(codebook_rows(1.1, factor)).text
+    assert words in prose.geodesic_verdict(codebook_rows(1.1, factor)).text
 
 
 def test_geodesic_verdict_mixed():
     rows = codebook_rows(1.1, 1.3)
     rows.loc[(rows["method"] == "geodesic") & (rows["K"] == 64), "mse_per_pixel"] *= 0.5
-    assert "lower at some K and higher at others" in report.geodesic_verdict(rows).text
+    text = prose.geodesic_verdict(rows).text
+    assert "lower at 2 of 4 K and higher at the others" in text and "hypothesis" not in text
 
 
 def test_repair_summary():
     repairs = pd.DataFrame({"components": [7, 7], "test usage": [1.0, 0.9], "dead codes": [0, 51],
                             "test MSE": [0.003, 0.0031]}, index=pd.Index(["mst", "none"], name="repair"))
-    text = report.repair_summary(repairs, 3).text
+    text = prose.repair_summary(repairs, 3).text
     assert "With k = 3 the graph has 7 components" in text and "90.0% of its codes" in text and "(51 dead)" in text
-    assert "nothing to repair" in report.repair_summary(pd.DataFrame(), None).text
+    assert "nothing to repair" in prose.repair_summary(pd.DataFrame(), None).text
 
 
 def test_cluster_shares():
-    text = report.cluster_shares({"geodesic K-medoids": np.array([0, 0, 0, 1]), "Euclidean K-means": np.array([0, 1, 1, 0])}).text
+    text = prose.cluster_shares({"geodesic K-medoids": np.array([0, 0, 0, 1]), "Euclidean K-means": np.array([0, 1, 1, 0])}).text
     assert text == ("The largest of the 2 clusters holds 75% of these landmarks under geodesic K-medoids, "
                     "and 50% under Euclidean K-means.")
 
@@ -99,23 +102,25 @@ def prior_records() -> list[dict]:
 
 
 def test_prior_rows_and_summary():
-    table = report.prior_rows(prior_records())
+    table = tables.prior_rows(prior_records())
     assert list(table["VAE"].unique()) == ["GridVAE", "FlatVAE"] and set(table["method"]) == {"kmeans", "w2"}
-    text = report.prior_summary(table).text
+    text = prose.prior_summary(table).text
     assert text.startswith("6 of 6 priors have a held-out NLL below the context-free prior")
     assert "pixelcnn in 3 of 3" in text
     assert f"codes a test image in {3.0 * 49 / np.log(2):.0f} bits instead of 441" in text
     table.loc[0, "nll_nats_per_token"] = 6.0
-    assert "Not below it: pixelcnn on grid_kmeans_K512 (6.000 against 5.000, 1 epoch(s))" in report.prior_summary(table).text
+    assert "Not below it: pixelcnn on grid_kmeans_K512 (6.000 against 5.000, 1 epoch(s))" in prose.prior_summary(table).text
 
 
 def test_prior_table_has_every_prior_column():
-    table = report.prior_rows(prior_records())
-    view = report.prior_table(table, ("pixelcnn", "transformer"))
-    assert list(view.data.columns) == ["code entropy (test)", "context-free NLL", "pixelcnn NLL", "pixelcnn perplexity",
-                                       "pixelcnn bits/image", "transformer NLL", "transformer perplexity",
-                                       "transformer bits/image"]
-    bars = report.prior_bars(table)
+    table = tables.prior_rows(prior_records())
+    view = tables.prior_table(table, ("pixelcnn", "transformer"))
+    assert list(view.data.columns) == ["code entropy (test, nats)", "context-free NLL (nats per code)",
+                                       "nll_nats_per_token", "coded_bits_per_image"]
+    assert list(view.data.index.get_level_values("prior")) == ["pixelcnn", "transformer"] * (len(view.data) // 2)
+    html = view.to_html()
+    assert "test NLL (nats per code)" in html and "nll_nats_per_token" not in html  # reader-facing names
+    bars = tables.prior_bars(table)
     assert set(bars["model"]) == {"context-free", "pixelcnn", "transformer"} and len(bars) == 3 + 6
 
 
@@ -138,13 +143,13 @@ def vq_rows() -> pd.DataFrame:
 
 def test_the_best_end_to_end_variant_is_chosen_on_validation_and_never_the_hybrid():
     table = vq_rows()
-    assert report.best_end_to_end(table, 512) == "ema_restart"  # not ema (best on test), not hybrid
-    text = report.vq_summary(table, ("vanilla", "ema", "ema_restart", "hybrid"), ("vanilla",)).text
+    assert selection.best_end_to_end(table, 512) == "ema_restart"  # not ema (best on test), not hybrid
+    text = prose.vq_summary(table, ("vanilla", "ema", "ema_restart", "hybrid"), ("vanilla",)).text
     assert "vanilla uses 50.0% of its codes" in text and "EMA without restarts uses 90.0%" in text
     assert "The best end-to-end VQ-VAE at K = 512, chosen on the validation images, is ema_restart (test MSE 0.00280" in text
     assert "reaches 0.00420" in text
     assert "At K = 128" not in text  # ema_restart was not trained at the smaller K
-    assert [report.quantizer_kind(q) for q in ("w2", "VQ-VAE ema", "VQ-VAE hybrid")] == [
+    assert [selection.quantizer_kind(q) for q in ("w2", "VQ-VAE ema", "VQ-VAE hybrid")] == [
         "a posteriori", "end to end", "a posteriori start, fine-tuned end to end"]
 
 
@@ -157,37 +162,37 @@ def headline_inputs():
         + [{"VAE": None, "method": f"VQ-VAE {v}", "K": 512, "mse_per_pixel": mse, "usage": 0.9,
             "perplexity": 300.0, "bits_per_image": 441.0, "fit_seconds": np.nan}
            for v, mse in (("ema", 0.002), ("hybrid", 0.0016))])
-    priors = pd.DataFrame([{"codes": report.code_set_name(q, 512), "prior": kind, "nll_nats_per_token": nll,
+    priors = pd.DataFrame([{"codes": selection.code_set_name(q, 512), "prior": kind, "nll_nats_per_token": nll,
                             "val_nll": nll, "bits_per_image": nll * 49 / np.log(2), "train_seconds": 3.0}
                            for q in quantizers for kind, nll in (("pixelcnn", 3.0), ("transformer", 3.5))]
                           ).set_index(["codes", "prior"])
     fidelity = pd.DataFrame([{"generator": q, "prior": p, "frechet_distance": fd, "inception_score": 5.0}
                              for q in quantizers for p, fd in (("pixelcnn", 100.0 + len(q)), ("transformer", 300.0),
                                                                ("uniform codes", 900.0))]).set_index(["generator", "prior"])
-    seconds = report.quantizer_train_seconds(quantizers, 512, codebooks, 60.0, {"ema": 40.0, "hybrid": 30.0})
+    seconds = selection.quantizer_train_seconds(quantizers, 512, codebooks, 60.0, {"ema": 40.0, "hybrid": 30.0})
     return quantizers, codebooks, priors, fidelity, seconds
 
 
 def test_headline_table_and_verdict():
     quantizers, codebooks, priors, fidelity, seconds = headline_inputs()
     assert seconds == {"kmeans": 65.0, "geodesic": 65.0, "w2": 65.0, "VQ-VAE ema": 40.0, "VQ-VAE hybrid": 30.0 + 60.0 + 5.0}
-    table = report.headline(quantizers, 512, codebooks, priors, fidelity, seconds, ("pixelcnn", "transformer"))
+    table = selection.headline(quantizers, 512, codebooks, priors, fidelity, seconds, ("pixelcnn", "transformer"))
     assert list(table["quantizer"]) == quantizers
     assert table.loc[0, "prior bits"] == pytest.approx(3.0 * 49 / np.log(2))
     assert table.loc[0, "wall time (s)"] == pytest.approx(65.0 + 6.0)
     assert list(table["kind"]) == ["a posteriori"] * 3 + ["end to end", "a posteriori start, fine-tuned end to end"]
     assert list(table["prior (validation)"]) == ["pixelcnn"] * 5
-    text = report.fidelity_prose(table, 2.0, 9.7).text
+    text = prose.fidelity_prose(table, 2.0, 9.7).text
     assert "Fréchet distance runs from 102.0 (w2) to 113.0, 51 to 56 times that of real training images (2.00)" in text
 
 
 def test_headline_refuses_a_missing_cell():
     quantizers, codebooks, priors, fidelity, seconds = headline_inputs()
     with pytest.raises(ValueError, match="expected one codebook row for 'w2'"):
-        report.headline(quantizers, 512, codebooks[codebooks["method"] != "w2"], priors, fidelity, seconds, ("pixelcnn",))
+        selection.headline(quantizers, 512, codebooks[codebooks["method"] != "w2"], priors, fidelity, seconds, ("pixelcnn",))
     priors.loc[("grid_w2_K512", "pixelcnn"), "nll_nats_per_token"] = np.nan
     with pytest.raises(ValueError, match="every cell"):
-        report.headline(quantizers, 512, codebooks, priors, fidelity, seconds, ("pixelcnn",))
+        selection.headline(quantizers, 512, codebooks, priors, fidelity, seconds, ("pixelcnn",))
 
 
 def test_studies_table_finds_ours_or_none():
@@ -196,15 +201,18 @@ def test_studies_table_finds_ours_or_none():
                  "ours": ("quantizer", "GridVAE", "geodesic", 512, "mse_per_pixel")},
                 {"study": "003", "quantity": "q", "setting": "s", "reported": 0.01, "their data": "d", "flaw": "f",
                  "ours": ("quantizer", None, "VQ-VAE vanilla", 128, "mse_per_pixel")}]
-    table = report.studies_table(reported, codebooks, priors)
+    table = tables.studies_table(reported, codebooks, priors)
     assert table["ours (test set)"].iloc[0] == pytest.approx(0.0048) and pd.isna(table["ours (test set)"].iloc[1])
-    assert report.records(table)[1]["ours (test set)"] is None
+    assert tables.records(table)[1]["ours (test set)"] is None
 
 
 def test_styled_formats_known_columns_and_hides_the_index():
-    html = report.styled(pd.DataFrame({"mse_per_pixel": [0.0012345], "usage": [0.5], "x": [1.23456]})).to_html()
-    assert "0.00123" in html and "0.500" in html and "1.234560" in html
-    assert "0.123" in report.styled(pd.DataFrame({"a": [0.12345]}), precision=3).to_html()
+    html = tables.styled(pd.DataFrame({"mse_per_pixel": [0.0012345], "usage": [0.5], "x": [1.23456],
+                                       "dead": [3.0], "kl_nats": [16.0772]})).to_html()
+    assert "0.00123" in html and "0.500" in html and ">1.235<" in html  # four significant digits by default
+    assert ">3<" in html and "3.0" not in html  # counts as integers
+    assert "test MSE" in html and "KL (nats)" in html and "kl_nats" not in html  # reader-facing names
+    assert "0.123" in tables.styled(pd.DataFrame({"a": [0.12345]}), precision=3).to_html()
 
 
 def test_pullback_verdict_compares_with_kmeans_and_straight_lines():
@@ -215,47 +223,47 @@ def test_pullback_verdict_compares_with_kmeans_and_straight_lines():
             km = earlier[(earlier["VAE"] == vae) & (earlier["K"] == k) & (earlier["method"] == "kmeans")]["mse_per_pixel"].iloc[0]
             for method, f in (("pullback_mean", 0.6), ("pullback_position", 0.58), ("pullback_geodesic", 0.7)):
                 rows.append({"VAE": vae, "K": k, "method": method, "mse_per_pixel": km * f})
-    text, numbers = report.pullback_verdict(pd.DataFrame(rows), earlier, 512)
+    text, numbers = prose.pullback_verdict(pd.DataFrame(rows), earlier, 512)
     assert "On the GridVAE at K = 512, the best decoder-aware codebook (K-means under per-position pullback metrics)" in text.text
     assert "0.58 times that of K-means on μ (42% lower)" in text.text
-    assert "1.17 to 1.17 times the MSE of straight lines in it" in text.text and "they are worse at every K" in text.text
+    assert "reach 1.17 times the MSE of straight lines in it" in text.text and "they are worse at every K" in text.text
     assert numbers["grid_pullback_ratio"] == pytest.approx(0.58)
-    table = report.with_ratio_to_kmeans(pd.DataFrame(rows), earlier)
+    table = selection.with_ratio_to_kmeans(pd.DataFrame(rows), earlier)
     assert np.allclose(table.groupby("method")["MSE / K-means"].first().sort_index(), [0.7, 0.6, 0.58])
 
 
 def test_selection_sees_only_validation_numbers():
-    assert report.best_on_validation({"pullback_mean": 0.0025, "pullback_position": 0.0024}) == "pullback_position"
+    assert selection.best_on_validation({"pullback_mean": 0.0025, "pullback_position": 0.0024}) == "pullback_position"
     with pytest.raises(ValueError):
-        report.best_on_validation({})
+        selection.best_on_validation({})
 
 
 def test_linearisation_summary_gives_the_spread():
     lin = pd.DataFrame([{"codebook": "a", "predicted": 1.0, "measured": 2.0, "predicted / measured": 0.5},
                         {"codebook": "b", "predicted": 0.9, "measured": 1.0, "predicted / measured": 0.9}])
-    assert report.linearisation_summary(lin).text.startswith("The first-order prediction is 0.50 to 0.90 times")
+    assert prose.linearisation_summary(lin).text.startswith("The first-order prediction is 0.50 to 0.90 times")
 
 
 def test_verdict_prose_says_same_when_equal_to_two_decimals():
     codebooks, priors, adaptation = _verdict_inputs()
     codebooks.loc[codebooks["quantizer"] == "VQ-VAE vanilla", "mse_per_pixel"] = 0.0041 / 0.998
-    v = report.verdict_numbers(codebooks, priors, adaptation, ("pixelcnn", "transformer"), 512)
-    assert "the same as that of the end-to-end VQ-VAE to two decimals (0.998 times)" in report.verdict_prose(v).text
+    v = selection.verdict_numbers(codebooks, priors, adaptation, ("pixelcnn", "transformer"), 512)
+    assert "the same as that of the end-to-end VQ-VAE to two decimals (0.998 times)" in prose.verdict_prose(v).text
 
 
 def test_selection_refuses_test_metrics():
     scores = pd.DataFrame({"val_mse_per_pixel": [0.3, 0.1], "mse_per_pixel": [0.0, 0.9]}, index=["a", "b"])
-    assert report.select_on_validation(scores, "val_mse_per_pixel") == "b"
+    assert selection.select_on_validation(scores, "val_mse_per_pixel") == "b"
     for column in ("mse_per_pixel", "test_mse", "nll_nats_per_token"):
         with pytest.raises(ValueError, match="validation metric"):
-            report.select_on_validation(scores, column)
+            selection.select_on_validation(scores, column)
 
 
 def test_mse_at_rate_interpolates_log_log_and_never_extrapolates():
     rates, mses = [100.0, 400.0], [0.004, 0.001]
-    assert report.mse_at_rate(rates, mses, 200.0) == pytest.approx(0.002)  # a power law is a line in log-log
-    assert report.mse_at_rate(rates, mses, 100.0) == pytest.approx(0.004)
-    assert report.mse_at_rate(rates, mses, 50.0) is None and report.mse_at_rate(rates, mses, 500.0) is None
+    assert selection.mse_at_rate(rates, mses, 200.0) == pytest.approx(0.002)  # a power law is a line in log-log
+    assert selection.mse_at_rate(rates, mses, 100.0) == pytest.approx(0.004)
+    assert selection.mse_at_rate(rates, mses, 50.0) is None and selection.mse_at_rate(rates, mses, 500.0) is None
 
 
 def _curve(rates, mses):
@@ -266,11 +274,11 @@ def test_equal_rate_comparison_on_a_synthetic_curve():
     # a: MSE = 0.4 / rate, b: MSE = 0.8 / rate; c costs more bits for the same MSE as a
     curves = {"a": _curve([100, 400], [0.004, 0.001]), "b": _curve([50, 300], [0.016, 0.8 / 300]),
               "c": _curve([150, 600], [0.004, 0.001])}
-    eq = report.equal_rate_comparison(curves, "a", "b", "coded_bits_per_image")
+    eq = selection.equal_rate_comparison(curves, "a", "b", "coded_bits_per_image")
     assert eq["rate"] == pytest.approx(np.sqrt(100 * 300))
     assert eq["ratio"] == pytest.approx(0.5, rel=1e-6)
     assert eq["ranking"] == ["a", "c", "b"] or eq["ranking"][0] == "a"
-    apart = report.equal_rate_comparison({"a": _curve([10, 20], [1, 0.5]), "b": _curve([40, 80], [1, 0.5])},
+    apart = selection.equal_rate_comparison({"a": _curve([10, 20], [1, 0.5]), "b": _curve([40, 80], [1, 0.5])},
                                          "a", "b", "coded_bits_per_image")
     assert apart["rate"] is None and apart["ratio"] is None
 
@@ -287,7 +295,7 @@ def _verdict_inputs():
     codebooks = pd.DataFrame(rows)
     priors = []
     for r in rows:
-        codes = report.code_set_name(r["quantizer"], r["K"])
+        codes = selection.code_set_name(r["quantizer"], r["K"])
         for prior, extra in (("pixelcnn", 0.0), ("transformer", 5.0)):
             priors.append({"codes": codes, "prior": prior, "val_nll": 2.0 + extra, "nll_nats_per_token": 1.0,
                            "bits_per_image": r["coded"] + extra})
@@ -301,7 +309,7 @@ def _verdict_inputs():
 
 def test_verdict_selects_on_validation_and_reports_test_once():
     codebooks, priors, adaptation = _verdict_inputs()
-    v = report.verdict_numbers(codebooks, priors, adaptation, ("pixelcnn", "transformer"), 512)
+    v = selection.verdict_numbers(codebooks, priors, adaptation, ("pixelcnn", "transformer"), 512)
     assert v["selected_on"] == "validation"
     assert v["best_end_to_end"] == "VQ-VAE vanilla"  # chosen on validation although its test MSE is the worst
     assert v["best_a_posteriori"] == "kmeans"
@@ -311,20 +319,30 @@ def test_verdict_selects_on_validation_and_reports_test_once():
     assert set(v["selected_prior"].values()) == {"pixelcnn"}  # lower validation NLL
     eq = v["at_equal_coded_rate"]
     assert eq["rate"] == pytest.approx(np.sqrt(150 * 200))
-    text = report.verdict_prose(v).text
+    text = prose.verdict_prose(v).text
     assert "vanilla" in text and "% lower)" in text and "coded" in text
 
 
 def test_verdict_prose_direction_follows_the_numbers():
     codebooks, priors, adaptation = _verdict_inputs()
     codebooks.loc[codebooks["quantizer"] == "VQ-VAE vanilla", "mse_per_pixel"] /= 10
-    v = report.verdict_numbers(codebooks, priors, adaptation, ("pixelcnn", "transformer"), 512)
+    v = selection.verdict_numbers(codebooks, priors, adaptation, ("pixelcnn", "transformer"), 512)
     assert v["mse_ratio_a_posteriori_over_end_to_end"] > 1
-    assert "% higher)" in report.verdict_prose(v).text
+    assert "% higher)" in prose.verdict_prose(v).text
 
 
 def test_a_range_whose_ends_print_alike_prints_once():
-    from geohelpers.report import span_text
+    from geohelpers.prose import span_text
 
     assert span_text(1.001, 1.004) == "1.00" and span_text(0.9, 1.2) == "0.90 to 1.20"
     assert span_text(168.0, 168.2, "{:.0f}", "-") == "168" and span_text(192.2, 248.2, "{:.0f}", "-") == "192-248"
+
+
+@pytest.mark.parametrize("flags, words", [([True, True], "lower at every K"), ([False, False], "higher at every K"),
+                                          ([True, False, True], "lower at 2 of 3 K and higher at the others")])
+def test_direction_words_are_read_off_the_numbers(flags, words):
+    assert prose.direction(flags) == words
+    assert prose.direction(flags, "better", "worse", ("in", "seed", "seeds"), mixed="mixed") == (
+        words.replace("lower", "better").replace("higher", "worse").replace(" at ", " in ").replace(" K", " seed")
+        if all(flags) or not any(flags) else "mixed")
+    assert prose.compared(0.9) == "lower" and prose.compared(1.1) == "higher"

@@ -230,7 +230,7 @@ def test_seed_views_give_the_spread_and_sentences_the_numbers_support():
     assert table.loc["kmeans", "mean ± std"] == "0.004 ± 0.0002" and table.loc["VQ-VAE ema", "seed=2"] == 0.0043
     text = str(sweep_stats.seed_prose(points))
     assert "changes with the seed (kmeans, w2)" in text and "in all 3 seeds" in text  # best end-to-end: always ema
-    assert "on both sides of 1" in text  # ratios 2.0, 2.21, 0.88
+    assert "below 1 in 1 of 3 seeds and above 1 in the others" in text  # ratios 2.0, 2.21, 0.88
     assert "kmeans vs VQ-VAE ema" in text and "w2 vs VQ-VAE ema" in text and "kmeans vs w2" not in text
     empty = str(sweep_stats.seed_prose([]))
     assert "No up-to-date point" in empty and sweep_stats.seed_table([]).empty

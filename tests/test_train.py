@@ -200,3 +200,35 @@ def test_a_bad_precision_fails_before_training(images):
     model = GridVAE(channels=(4, 8), latent_dim=2)
     with pytest.raises(ValueError, match="'precision'.*'fp32', 'bf16'"):
         fit(model, Batches(images, batch_size=32), max_epochs=1, lr=1e-2, device="cpu", precision="fp16")
+
+
+def test_learning_rate_schedules_and_their_resume(tmp_path):
+    """A schedule scales the learning rate per step, its state is checkpointed, and an interrupted run
+    resumes on the same schedule (the same weights as an uninterrupted one)."""
+    from geohelpers.train import lr_factor
+
+    f = lr_factor("cosine", 100)
+    assert f(0) == pytest.approx(1.0) and f(50) == pytest.approx(0.505) and f(100) == f(500) == pytest.approx(0.01)
+    w = lr_factor("warmup_cosine", 100)
+    assert w(0) == pytest.approx(0.1) and w(5) == pytest.approx(1.0) and w(100) == pytest.approx(0.01)
+    assert lr_factor("constant", 10)(7) == 1.0
+    with pytest.raises(ValueError, match="lr_schedule"):
+        lr_factor("linear", 10)
+
+    x = torch.rand(64, 4)
+
+    class Tiny(torch.nn.Linear):
+        def loss(self, batch):
+            return ((self(batch[0]) - batch[0]) ** 2).mean(), {}
+
+    def train(path, stop_after=None):
+        torch.manual_seed(0)
+        model = Tiny(4, 4)
+        fit(model, Batches(x, batch_size=16, shuffle=True, seed=0), max_epochs=4, lr=1e-2, checkpoint=path,
+            tag="t", device="cpu", lr_schedule="cosine", stop_after=stop_after)
+        return model
+
+    whole = train(tmp_path / "a.pt")
+    train(tmp_path / "b.pt", stop_after=2)
+    resumed = train(tmp_path / "b.pt")
+    assert torch.equal(whole.weight, resumed.weight)

@@ -1,0 +1,359 @@
+"""Every sentence the book generates from numbers, never typed: each function takes results rows or the
+numbers of :mod:`geohelpers.selection` and returns a :class:`Prose`. Direction words ("higher", "lower",
+"every", "some") are read off the numbers by :func:`direction` and :func:`compared`, so a sentence stays true
+when the numbers change.
+
+:class:`Prose` is a paragraph that renders as text wherever it is pasted: in the notebook (Markdown), in
+the same document (``{glue:md}``), and on another page of the book (``{glue:any}`` with ``:doc:``), where
+myst-nb 1.4 pastes the richest *HTML-or-plain* representation. A bare ``IPython.display.Markdown`` has no
+HTML form, so across documents it showed as its Python repr; ``Prose`` carries both forms of one text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .config import METHOD_LABELS, VARIANT_LABELS
+from .selection import best_end_to_end, mse_ratio, with_ratio_to_kmeans
+
+
+class Prose:
+    """A paragraph computed from numbers. Renders as Markdown in Jupyter and as HTML on any book page."""
+
+    def __init__(self, text: str) -> None:
+        self.text = " ".join(text.split())
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        from markdown_it import MarkdownIt
+
+        return f'<div class="computed-prose">{MarkdownIt("commonmark").render(self.text)}</div>'
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:  # what a plain-text consumer sees: the text itself, never an object address
+        return self.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Prose) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def span_text(lo: float, hi: float, fmt: str = "{:.2f}", sep: str = " to ") -> str:
+    """``lo`` and ``hi`` as a range, printed once when they print alike (``1.00``, not ``1.00 to 1.00``)."""
+    a, b = fmt.format(lo), fmt.format(hi)
+    return a if a == b else f"{a}{sep}{b}"
+
+
+def _span(values: pd.Series) -> str:
+    return span_text(values.min(), values.max())
+
+
+def direction(lower_in: Iterable[bool], lower: str = "lower", higher: str = "higher",
+              scope: tuple[str, str, str] = ("at", "K", "K"), mixed: str | None = None) -> str:
+    """Direction words read off the numbers. ``lower_in`` says, case by case (a setting, a K, a seed),
+    whether the quantity is the lower one there; ``scope`` is (preposition, one case, many cases).
+
+    ``"<lower> <prep> every <one>"`` when it is in every case, ``"<higher> <prep> every <one>"`` when in
+    none, else ``mixed`` or ``"<lower> <prep> N of M <many> and <higher> <prep> the others"``.
+    """
+    flags = [bool(f) for f in lower_in]
+    prep, one, many = scope
+    n, k = len(flags), sum(flags)
+    if k == n:
+        return f"{lower} {prep} every {one}"
+    if k == 0:
+        return f"{higher} {prep} every {one}"
+    return mixed if mixed is not None else f"{lower} {prep} {k} of {n} {many} and {higher} {prep} the others"
+
+
+def compared(ratio: float, lower: str = "lower", higher: str = "higher") -> str:
+    """The direction word of one ratio against 1."""
+    return lower if ratio < 1 else higher
+
+
+def vae_numbers(evals: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of notebook 01 that the book quotes, from each VAE's test evaluation
+    (:class:`geohelpers.metrics.VAEEvaluation` by display name, ``FlatVAE`` and ``GridVAE``)."""
+    fm, gm = evals["FlatVAE"].mse, evals["GridVAE"].mse
+    out: dict[str, Any] = {"flat_mse": fm, "grid_mse": gm, "flat_neg_elbo": evals["FlatVAE"].neg_elbo,
+                           "grid_neg_elbo": evals["GridVAE"].neg_elbo,
+                           "better_mse_model": Prose("GridVAE" if gm < fm else "FlatVAE"),
+                           "mse_ratio": max(fm, gm) / min(fm, gm)}
+    for name, e in evals.items():
+        out[f"{name[:4].lower()}_active"] = e.active_units
+        out[f"{name[:4].lower()}_units"] = e.n_units
+    return out
+
+
+def w2_summary(rows: pd.DataFrame, errors: pd.DataFrame) -> Prose:
+    """Where W2 stands against K-means on mu, and where its squared error goes (mu or sigma).
+
+    ``errors`` is indexed by (VAE, method) with ``mu_sq_error`` and ``sigma_sq_error`` at the largest K.
+    """
+    ratio = mse_ratio(rows, "w2")
+    lead = (f"At equal fixed-length rate and against K-means on μ, W2 K-means' test MSE is "
+            f"{direction(ratio < 1, scope=('in', 'setting', 'settings'))} (a setting is a VAE and a K)")
+    parts = []
+    for name in dict.fromkeys(errors.index.get_level_values(0)):
+        km, w2 = errors.loc[(name, "kmeans")], errors.loc[(name, "w2")]
+        share = w2["sigma_sq_error"] / (w2["sigma_sq_error"] + w2["mu_sq_error"])
+        parts.append(f"for the {name}, {share:.0%} of W2's squared error is in σ, and its error in μ is "
+                     f"{w2['mu_sq_error'] / km['mu_sq_error']:.2f} times that of K-means on μ")
+    return Prose(f"{lead}: {_span(ratio)} times as large. "
+                 f"At K = {int(rows['K'].max())}, " + "; ".join(parts) + ".")
+
+
+def geodesic_verdict(rows: pd.DataFrame) -> Prose:
+    """The geodesic codebook against K-means on mu at the same rate, over every (VAE, K)."""
+    ratio = mse_ratio(rows, "geodesic")
+    head = "Against K-means on μ at the same fixed-length rate, the geodesic codebook's test MSE is"
+    text = f"{head} {direction(ratio < 1)}: {_span(ratio)} times as large."
+    if (ratio > 1).all():
+        text += (" A hypothesis this notebook does not test: K-medoids must place its codewords on landmarks, and "
+                 "it minimises path lengths rather than the squared error that the MSE rewards.")
+    return Prose(text)
+
+
+def repair_summary(repairs: pd.DataFrame, k: int | None) -> Prose:
+    """What repairing a disconnected landmark graph changes (``repairs`` indexed by repair: mst, none, ...)."""
+    if repairs.empty or k is None:
+        return Prose("The GridVAE's landmark graph is connected for every k tested, so there is nothing to repair.")
+    none, mst = repairs.loc["none"], repairs.loc["mst"]
+    return Prose(
+        f"With k = {k} the graph has {int(mst['components'])} components. Left unrepaired, its codebook uses "
+        f"{none['test usage']:.1%} of its codes on the test set ({int(none['dead codes'])} dead); repaired by a "
+        f"spanning tree, {mst['test usage']:.1%} ({int(mst['dead codes'])} dead), with test MSE "
+        f"{mst['test MSE']:.5f} against {none['test MSE']:.5f}.")
+
+
+def cluster_shares(labelings: Mapping[str, np.ndarray]) -> Prose:
+    """The share of points in the largest cluster of each labeling."""
+    parts = [f"{np.bincount(lab).max() / len(lab):.0%} {'of these landmarks ' if i == 0 else ''}under {name}"
+             for i, (name, lab) in enumerate(labelings.items())]
+    n = len(np.unique(next(iter(labelings.values()))))
+    return Prose(f"The largest of the {n} clusters holds " + ", and ".join(parts) + ".")
+
+
+def prior_summary(table: pd.DataFrame) -> Prose:
+    """How many priors beat the context-free baseline, which prior wins, and the GridVAE's best coded rate."""
+    below = table["nll_nats_per_token"] < table["unigram_nll"]
+    best = table.loc[table.groupby("codes")["nll_nats_per_token"].idxmin()]
+    wins = best["prior"].value_counts()
+    lines = [f"{int(below.sum())} of {len(table)} priors have a held-out NLL below the context-free prior of "
+             f"their codebook; the gain is {_span(table['context_gain_nats'])} nats per code."]
+    if not below.all():
+        worse = table.loc[~below]
+        lines.append("Not below it: " + "; ".join(
+            f"{r.prior} on {r.codes} ({r.nll_nats_per_token:.3f} against {r.unigram_nll:.3f}, {r.epochs} epoch(s))"
+            for r in worse.itertuples()) + ".")
+    lines.append("The lower NLL per code set comes from the " + " and ".join(
+        f"{kind} in {n} of {len(best)}" for kind, n in wins.items()) + ".")
+    kmax = int(table["K"].max())
+    grid_big = table[(table["VAE"] == "GridVAE") & (table["K"] == kmax)]
+    if len(grid_big):
+        r = grid_big.loc[grid_big["nll_nats_per_token"].idxmin()]
+        lines.append(f"On the GridVAE at K = {kmax}, the best prior ({r['prior']} on the {r['method']} codes) "
+                     f"codes a test image in {r['bits_per_image']:.0f} bits instead of "
+                     f"{r['positions'] * np.log2(kmax):.0f}.")
+    return Prose(" ".join(lines))
+
+
+def vq_summary(table: pd.DataFrame, variants: Sequence[str], small_k_variants: Sequence[str]) -> Prose:
+    """What each VQ-VAE variant does to code usage and test MSE, then the best one against K-means on mu.
+
+    ``table`` has one row per method (``VQ-VAE <variant>`` or ``a posteriori <method>``) and K, with a
+    ``diverged`` column (the error message, or empty).
+    """
+    by = table.set_index(["method", "K"])
+    ks = sorted(set(table["K"]), reverse=True)
+    kmax = ks[0]
+
+    def row(name: str, k: int = kmax) -> pd.Series:
+        return by.loc[(f"VQ-VAE {name}", k)]
+
+    lines = []
+    if {"vanilla", "ema_restart"} <= set(variants):
+        van, ema = row("vanilla"), row("ema_restart")
+        lines.append(f"At K = {kmax}, vanilla uses {van['usage']:.1%} of its codes on the test set (test MSE "
+                     f"{van['mse_per_pixel']:.5f}); EMA with restarts uses {ema['usage']:.1%} (test MSE "
+                     f"{ema['mse_per_pixel']:.5f}).")
+    if "ema" in variants:
+        lines.append(f"EMA without restarts uses {row('ema')['usage']:.1%}.")
+    if "vanilla_restart" in variants:
+        r = row("vanilla_restart")
+        if r["diverged"]:
+            lines.append(f"Hard restarts of a gradient-trained codebook diverged: {r['diverged']}.")
+        else:
+            lines.append(f"Hard restarts of a gradient-trained codebook, with stale optimizer state, did not "
+                         f"diverge here: usage {r['usage']:.1%}, test MSE {r['mse_per_pixel']:.5f}.")
+    for name, label in VARIANT_LABELS.items():
+        if name in variants:
+            r = row(name)
+            lines.append(f"{label} uses {r['usage']:.1%} of its codes (test MSE {r['mse_per_pixel']:.5f}).")
+    if {"vanilla", "ema_restart"} <= set(small_k_variants):
+        for k in ks[1:]:
+            van, ema = row("vanilla", k), row("ema_restart", k)
+            lines.append(f"At K = {k}, vanilla uses {van['usage']:.1%} (test MSE {van['mse_per_pixel']:.5f}) and "
+                         f"EMA with restarts {ema['usage']:.1%} (test MSE {ema['mse_per_pixel']:.5f}).")
+    best = row(best_end_to_end(table, kmax))
+    post = by.loc[("a posteriori kmeans", kmax)]
+    lines.append(f"The best end-to-end VQ-VAE at K = {kmax}, chosen on the validation images, is "
+                 f"{best.name[0][7:]} (test MSE {best['mse_per_pixel']:.5f}, {best['usage']:.1%} of codes used); "
+                 f"K-means on μ, an a posteriori codebook of the GridVAE at the same rate, reaches "
+                 f"{post['mse_per_pixel']:.5f}.")
+    return Prose(" ".join(lines))
+
+
+def fidelity_prose(table: pd.DataFrame, floor_fd: float, floor_is: float) -> Prose:
+    """How far the generators' samples are from real images: each quantizer's FD and IS with the prior chosen
+    on validation, against the real-data floor."""
+    h = table.set_index("quantizer")
+    fd = {q: h.loc[q, f"FD {h.loc[q, 'prior (validation)']}"] for q in h.index}
+    is_ = {q: h.loc[q, f"IS {h.loc[q, 'prior (validation)']}"] for q in h.index}
+    best = min(fd, key=fd.__getitem__)
+    return Prose(f"With each code set's prior chosen on validation, the samples' Fréchet distance runs from "
+                 f"{min(fd.values()):.1f} ({best}) to {max(fd.values()):.1f}, {min(fd.values()) / floor_fd:.0f} to "
+                 f"{max(fd.values()) / floor_fd:.0f} times that of real training images ({floor_fd:.2f}); the "
+                 f"Inception Score runs from {min(is_.values()):.2f} to {max(is_.values()):.2f} (real images "
+                 f"{floor_is:.2f}).")
+
+
+def pullback_verdict(rows: pd.DataFrame, kmeans_rows: pd.DataFrame, k: int) -> tuple[Prose, dict[str, float]]:
+    """What the decoder's geometry buys over K-means on mu, per VAE at codebook size ``k``, and over K."""
+    table = with_ratio_to_kmeans(rows, kmeans_rows)
+    lines, numbers = [], {}
+    for vae in dict.fromkeys(table["VAE"]):
+        at_k = table[(table["VAE"] == vae) & (table["K"] == k)]
+        best = at_k.loc[at_k["mse_per_pixel"].idxmin()]
+        ratio = float(best["MSE / K-means"])
+        word = compared(ratio)
+        lines.append(f"On the {vae} at K = {k}, the best decoder-aware codebook ({METHOD_LABELS[best['method']]}) "
+                     f"has test MSE {best['mse_per_pixel']:.5f}, {ratio:.2f} times that of K-means on μ "
+                     f"({abs(1 - ratio):.0%} {word}).")
+        numbers[f"{vae[:4].lower()}_pullback_ratio"] = ratio
+        every = table[table["VAE"] == vae].groupby("K")["MSE / K-means"].min()
+        lines.append(f"Over every K the best decoder-aware ratio to K-means is {span_text(every.min(), every.max())}.")
+        mine = table[table["VAE"] == vae].pivot_table(index="K", columns="method", values="mse_per_pixel")
+        if {"pullback_geodesic", "pullback_mean"} <= set(mine.columns):
+            geo = mine["pullback_geodesic"] / mine["pullback_mean"]
+            where = direction(geo < 1, "better", "worse")
+            lines.append(f"Graph geodesics under the mean metric reach {_span(geo)} times the MSE of straight lines "
+                         f"in it (K-means under the same metric): they are {where}.")
+            numbers[f"{vae[:4].lower()}_geodesic_over_straight_max"] = float(geo.max())
+        if {"pullback_vector", "pullback_position"} <= set(mine.columns):
+            own = mine["pullback_vector"] / mine["pullback_position"]
+            where = direction(own < 1)
+            lines.append(f"Every vector's own metric, at fit and at encoding, gives {_span(own)} times the MSE of "
+                         f"one mean metric per position: {where}.")
+            numbers[f"{vae[:4].lower()}_vector_over_position_max"] = float(own.max())
+    return Prose(" ".join(lines)), numbers
+
+
+def linearisation_summary(lin: pd.DataFrame) -> Prose:
+    """How far the first-order prediction is from the measured quantization error, per codebook."""
+    parts = [f"{r['codebook']}: {r['predicted / measured']:.2f}" for r in lin.to_dict("records")]
+    spread = lin["predicted / measured"]
+    return Prose(f"The first-order prediction is {spread.min():.2f} to {spread.max():.2f} times the measured "
+                 "squared error between the quantized and the continuous decoded images (" + "; ".join(parts) + "). "
+                 "It sums each vector's error alone, so what it leaves out is the vectors' interaction through "
+                 "the decoder and the curvature beyond first order.")
+
+
+def _versus(r: float, other: str) -> str:
+    """``r`` times the MSE of ``other``, with the direction word read off the number."""
+    if round(r, 2) == 1.0:
+        return f"the same as that of {other} to two decimals ({r:.3f} times)"
+    return f"{r:.2f} times that of {other} ({abs(1 - r):.0%} {compared(r)})"
+
+
+def verdict_prose(v: Mapping[str, Any]) -> Prose:
+    """The book's verdict, every comparative word read off :func:`verdict_numbers`."""
+    post, e2e, k = v["best_a_posteriori"], v["best_end_to_end"].removeprefix("VQ-VAE "), v["k"]
+    lines = [f"Chosen on the validation images at K = {k}, the best a posteriori codebook is "
+             f"{METHOD_LABELS.get(post, post)} and the best end-to-end VQ-VAE is {e2e}. On the test images, at "
+             f"equal fixed-length rate, the a posteriori MSE is "
+             f"{_versus(v['mse_ratio_a_posteriori_over_end_to_end'], 'the end-to-end VQ-VAE')}"]
+    if "mse_ratio_a_posteriori_over_hybrid" in v:
+        lines[-1] += (f", and {_versus(v['mse_ratio_a_posteriori_over_hybrid'], 'the hybrid')} (the hybrid is the "
+                      "same pipeline fine-tuned end to end)")
+    lines[-1] += "."
+    if "decoder_adaptation_gain" in v:
+        gains = v["decoder_adaptation_gain"]
+        lo, hi = min(gains.values()), max(gains.values())
+        span = f"{lo:.0%}" if f"{lo:.0%}" == f"{hi:.0%}" else f"{lo:.0%} to {hi:.0%}"
+        word = "lowers" if hi > 0 else "raises"
+        lines.append(f"Fine-tuning only the decoder on each codebook's codes (encoder, codebook and rate unchanged) "
+                     f"{word} the test MSE by {span}; the best adapted codebook, chosen on validation "
+                     f"({METHOD_LABELS.get(v['best_adapted'], v['best_adapted'])}), reaches "
+                     f"{_versus(v['mse_ratio_adapted_over_end_to_end'], 'the end-to-end VQ-VAE')}.")
+    eq = v.get("at_equal_coded_rate")
+    if eq and eq.get("rate") is not None:
+        other = eq["b"].removeprefix("VQ-VAE ")
+        lines.append(f"At equal *coded* rate ({eq['rate']:.0f} bits per image under each code set's prior chosen on "
+                     f"validation, read off each curve over K), the a posteriori MSE is "
+                     f"{_versus(eq['ratio'], f'the end-to-end VQ-VAE ({other})')}.")
+        fixed = [q for q in v["fixed_rate_ranking"] if q in eq["ranking"]]
+        if fixed != eq["ranking"]:
+            lines.append("The ranking changes with the coded rate: by fixed-length rate "
+                         + " < ".join(fixed) + "; by coded rate " + " < ".join(eq["ranking"]) + " (lower MSE first).")
+        else:
+            lines.append("The ranking by coded rate is the ranking by fixed-length rate: " + " < ".join(fixed)
+                         + " (lower MSE first).")
+    elif eq is not None:
+        lines.append(f"The coded-rate curves do not overlap (a posteriori {eq['span_a'][0]:.0f}-{eq['span_a'][1]:.0f} "
+                     f"bits per image, end to end {eq['span_b'][0]:.0f}-{eq['span_b'][1]:.0f}): there is no comparison "
+                     "at equal coded rate without extrapolating.")
+    return Prose(" ".join(lines))
+
+
+def front_page_findings(results: Path) -> str:
+    """The README's "what it found" paragraph, generated from the figures of record in ``results``
+    (``results/standard``): the fixed-rate verdict of notebook 06, its spread over the seed sweep, the
+    decoder-adapted ratio, how it moves with beta, and what the record does not yet answer (the coded rate).
+    A test compares it with the README, so the front page and the record cannot disagree."""
+    r06 = json.loads((results / "06_comparison.json").read_text())
+    v, beta = r06["metrics"]["verdict"], r06["config"]["grid_vae"]["beta"]
+    s08 = json.loads((results / "08_seeds_and_beta.json").read_text())["metrics"]
+    seeds = {row["quantity"]: row for row in s08["seeds"]["table"]}
+    post, e2e, k = v["best_a_posteriori"], v["best_end_to_end"], v["k"]
+    fixed, coded = v["at_equal_fixed_rate"], v["at_equal_coded_rate"]
+    def over_seeds(key: str, label: str) -> str:  # empty when the seed sweep of record is stale or missing
+        row = seeds.get(key)
+        return f" ({row['mean']:.2f} ± {row['std']:.2f} over {row['n']} {label})" if row and row["n"] > 1 else ""
+
+    betas = [r for r in s08["beta"]["ratios"] if r["method"] == post]
+    ref = s08["beta"]["end_to_end_reference"]["quantizer"]
+    beta_text = ", ".join(f"{r[f'MSE / {ref}']:.2f} at β = {r['beta']:g}" for r in sorted(betas, key=lambda r: r["beta"]))
+    priors = [r for name in ("04_priors", "05_vqvae_baseline") if (results / f"{name}.json").exists()
+              for r in json.loads((results / f"{name}.json").read_text())["metrics"].get("priors" if name[:2] == "05"
+                                                                                          else "rows", [])]
+    capped = sum(r.get("stop_reason") == "max_epochs" for r in priors)
+    caps = f"; {capped} of the {len(priors)} priors of notebooks 04 and 05 stopped at their epoch cap" if capped else ""
+    coded_text = (f"at equal *coded* rate (what a prior spends) the record holds no comparison yet: the end-to-end "
+                  f"curve's coded rates ({span_text(*coded['span_b'], '{:.0f}', '-')} bits per image) do not "
+                  f"overlap the a posteriori curve's ({span_text(*coded['span_a'], '{:.0f}', '-')} bits){caps}") \
+        if coded["ratio"] is None else \
+        (f"at an equal coded rate of {coded['rate']:.0f} bits per image the ratio is {coded['ratio']:.2f}{caps}")
+    return (
+        f"On the GridVAE (β = {beta:g}) at K = {k} ({fixed['rate']:.0f} bits per image at fixed length), the best a posteriori "
+        f"codebook chosen on validation, **{METHOD_LABELS.get(post, post)}**, reaches a test MSE of "
+        f"**{fixed['mse_a']:.5f}** against **{fixed['mse_b']:.5f}** for the best end-to-end VQ-VAE ({e2e}): "
+        f"**{fixed['ratio']:.2f}x**{over_seeds('mse_ratio_a_posteriori_over_end_to_end', 'seeds')}. "
+        f"K-means on μ, the usual a posteriori quantizer, reaches {v['test_mse']['kmeans']:.5f} "
+        f"({v['test_mse']['kmeans'] / fixed['mse_b']:.2f}x). Fine-tuning the VAE's decoder on the frozen codes "
+        f"brings the ratio to {v['mse_ratio_adapted_over_end_to_end']:.2f}"
+        f"{over_seeds('mse_ratio_adapted_over_end_to_end', 'seeds')}. "
+        + (f"The gap widens with β ({beta_text}), and " if len(betas) > 1 else "At other β the record holds no ratio; ")
+        + f"{coded_text}."
+    )

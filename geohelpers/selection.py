@@ -1,0 +1,260 @@
+"""The book's decisions, computed from results rows: what is chosen on the validation images, the
+comparisons at equal rate, and the numbers of the verdict. No sentence and no styling here (those are
+:mod:`geohelpers.prose` and :mod:`geohelpers.tables`), so a decision can be read, and tested, on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .config import METHOD_LABELS
+
+
+def mse_ratio(rows: pd.DataFrame, method: str, against: str = "kmeans") -> pd.Series:
+    """Test MSE of ``method`` over that of ``against``, per (VAE, K)."""
+    pivot = rows.pivot_table(index=["VAE", "K"], columns="method", values="mse_per_pixel")
+    return (pivot[method] / pivot[against]).rename(f"MSE of {METHOD_LABELS.get(method, method)} / "
+                                                     f"MSE of {METHOD_LABELS.get(against, against)}")
+
+
+def w2_numbers(rows: pd.DataFrame, continuous: Mapping[str, float]) -> dict[str, Any]:
+    """The numbers of notebook 02 that the book's pages quote (glue keys -> values)."""
+    ratio = mse_ratio(rows, "w2")
+    pivot = rows.pivot_table(index=["VAE", "K"], columns="method", values="mse_per_pixel")
+    kmax = int(rows["K"].max())
+    out: dict[str, Any] = {"w2_worse_count": int((ratio > 1).sum()), "n_settings": len(ratio),
+                           "w2_ratio_min": float(ratio.min()), "w2_ratio_max": float(ratio.max()),
+                           "kmax": kmax, "min_usage": float(rows["usage"].min())}
+    for name in dict.fromkeys(rows["VAE"]):
+        key = name[:4].lower()
+        out[f"{key}_kmeans_kmax_mse"] = float(pivot.loc[(name, kmax), "kmeans"])
+        out[f"{key}_w2_kmax_mse"] = float(pivot.loc[(name, kmax), "w2"])
+        out[f"{key}_kmax_gap"] = float(pivot.loc[(name, kmax)].min() / continuous[name])
+    return out
+
+
+#: The VQ-VAE variants that start from the a posteriori pipeline: never "end to end" in a verdict.
+STARTS_A_POSTERIORI = ("hybrid",)
+
+
+def compared_variants(best: str, variants: Sequence[str]) -> list[str]:
+    """The VQ-VAE variants that get priors and enter the comparison: the best end-to-end one, the variants
+    that start from the a posteriori pipeline (when trained), and ``vanilla``, each once."""
+    return list(dict.fromkeys([best, *[v for v in STARTS_A_POSTERIORI if v in variants], "vanilla"]))
+
+
+def quantizer_kind(quantizer: str) -> str:
+    """How a headline quantizer was trained: ``a posteriori``, ``end to end`` (a VQ-VAE that never sees the
+    VAE), or ``a posteriori start, fine-tuned end to end`` (the hybrid)."""
+    if not quantizer.startswith("VQ-VAE "):
+        return "a posteriori"
+    return "a posteriori start, fine-tuned end to end" if quantizer[7:] in STARTS_A_POSTERIORI else "end to end"
+
+
+def best_end_to_end(table: pd.DataFrame, k: int) -> str:
+    """The end-to-end VQ-VAE variant (the hybrid excluded) of lowest *validation* MSE at codebook size ``k``."""
+    vq = table[table["method"].str.startswith("VQ-VAE") & (table["K"] == k)]
+    val = {m[7:]: v for m, v in zip(vq["method"], vq["val_mse_per_pixel"]) if m[7:] not in STARTS_A_POSTERIORI}
+    return best_on_validation(val)
+
+
+def code_set_name(quantizer: str, k: int) -> str:
+    """The stored code maps of a quantizer of the headline: ``kmeans`` -> ``grid_kmeans_K512``,
+    ``VQ-VAE ema`` -> ``vqvae_ema_K512``."""
+    return f"vqvae_{quantizer[7:]}_K{k}" if quantizer.startswith("VQ-VAE ") else f"grid_{quantizer}_K{k}"
+
+
+def headline(quantizers: Sequence[str], k: int, codebooks: pd.DataFrame, priors: pd.DataFrame,
+             fidelity: pd.DataFrame, train_seconds: Mapping[str, float], kinds: Sequence[str]) -> pd.DataFrame:
+    """One row per quantizer at codebook size ``k``: reconstruction (test MSE, usage, perplexity, rate),
+    each prior's test NLL, the prior of lower *validation* NLL and its coded rate on the test maps, each prior's sample FD and IS, the FD of
+    uniformly random codes, and the wall time of everything the generator needs.
+
+    ``codebooks`` holds the rows of notebooks 02, 03 and 05 (``VAE`` is empty for VQ-VAE rows),
+    ``priors`` is indexed by (codes, prior), ``fidelity`` by (generator, prior); ``train_seconds`` gives
+    each quantizer's training time *without* its priors (the priors' own time is in ``priors``).
+    """
+    rows = []
+    for quantizer in quantizers:
+        vq = quantizer.startswith("VQ-VAE")
+        mine = codebooks[(codebooks["method"] == quantizer) & (codebooks["K"] == k)
+                         & (codebooks["VAE"].isna() if vq else codebooks["VAE"] == "GridVAE")]
+        if len(mine) != 1:
+            raise ValueError(f"expected one codebook row for {quantizer!r} at K = {k}, found {len(mine)}")
+        q = mine.iloc[0]
+        codes = code_set_name(quantizer, k)
+        row = {"quantizer": quantizer, "kind": quantizer_kind(quantizer), "test MSE": q["mse_per_pixel"], "usage": q["usage"],
+               "perplexity": q["perplexity"], "bits per image": q["bits_per_image"]}
+        for kind in kinds:
+            row[f"NLL {kind}"] = priors.loc[(codes, kind), "nll_nats_per_token"]
+        row["prior (validation)"] = select_on_validation(priors.loc[codes].loc[list(kinds)], "val_nll")
+        row["prior bits"] = priors.loc[(codes, row["prior (validation)"]), "bits_per_image"]
+        for kind in kinds:
+            row[f"FD {kind}"] = fidelity.loc[(quantizer, kind), "frechet_distance"]
+            row[f"IS {kind}"] = fidelity.loc[(quantizer, kind), "inception_score"]
+        row["FD uniform codes"] = fidelity.loc[(quantizer, "uniform codes"), "frechet_distance"]
+        row["wall time (s)"] = train_seconds[quantizer] + sum(priors.loc[(codes, kind), "train_seconds"]
+                                                              for kind in kinds)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.notna().all().all():
+        raise ValueError("every cell of the headline table must be filled")
+    return table
+
+
+def quantizer_train_seconds(quantizers: Sequence[str], k: int, codebooks: pd.DataFrame, grid_vae_seconds: float,
+                            vqvae_seconds: Mapping[str, float]) -> dict[str, float]:
+    """Training time of what each quantizer needs, priors aside: the GridVAE plus the codebook's fit for
+    an a posteriori codebook; the VQ-VAE's training, plus the GridVAE and the geodesic codebook it starts
+    from for the hybrid."""
+    def fit(method: str) -> float:
+        sel = codebooks[(codebooks["method"] == method) & (codebooks["K"] == k) & (codebooks["VAE"] == "GridVAE")]
+        return float(sel["fit_seconds"].iloc[0])
+
+    out = {}
+    for q in quantizers:
+        if q.startswith("VQ-VAE "):
+            out[q] = vqvae_seconds[q[7:]] + (grid_vae_seconds + fit("geodesic") if q == "VQ-VAE hybrid" else 0.0)
+        else:
+            out[q] = grid_vae_seconds + fit(q)
+    return out
+
+
+def with_ratio_to_kmeans(rows: pd.DataFrame, kmeans_rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a column ``MSE / K-means`` against K-means on mu at the same VAE and K."""
+    ref = kmeans_rows[kmeans_rows["method"] == "kmeans"].set_index(["VAE", "K"])["mse_per_pixel"]
+    return rows.assign(**{"MSE / K-means": [r.mse_per_pixel / ref[(r.VAE, r.K)] for r in rows.itertuples()]})
+
+
+def best_on_validation(val_mse: Mapping[str, float]) -> str:
+    """The method with the lowest *validation* MSE. Selection sees validation numbers only: a mapping of
+    method -> validation MSE, nothing else."""
+    if not val_mse:
+        raise ValueError("no validation MSE to select on")
+    return min(val_mse, key=val_mse.__getitem__)
+
+
+def select_on_validation(scores: pd.DataFrame | Mapping[str, Mapping[str, float]], column: str) -> str:
+    """The row (index label) of lowest ``column``, where ``column`` must be a validation metric (its name
+    starts with ``val``): selection cannot be made on test numbers."""
+    if not str(column).startswith("val"):
+        raise ValueError(f"parameter 'column' is {column!r}; allowed: a validation metric (a name starting "
+                         f"with 'val'): the book selects on validation numbers only")
+    table = scores if isinstance(scores, pd.DataFrame) else pd.DataFrame(scores).T
+    values = table[column].dropna()
+    if not len(values):
+        raise ValueError(f"no {column!r} to select on")
+    return values.idxmin()
+
+
+def selected_priors(priors: pd.DataFrame, kinds: Sequence[str]) -> pd.DataFrame:
+    """For every code set (``priors`` indexed by (codes, prior), with ``val_nll``), the prior of lowest
+    validation NLL, and that prior's *test* numbers: the coded rate of the code set."""
+    rows = []
+    for codes in dict.fromkeys(priors.index.get_level_values(0)):
+        mine = priors.loc[codes]
+        mine = mine[mine.index.isin(kinds)]
+        if not len(mine):
+            continue
+        best = select_on_validation(mine, "val_nll")
+        rows.append({"codes": codes, "prior": best, "val_nll": mine.loc[best, "val_nll"],
+                     "nll_nats_per_token": mine.loc[best, "nll_nats_per_token"],
+                     "coded_bits_per_image": mine.loc[best, "bits_per_image"]})
+    return pd.DataFrame(rows).set_index("codes")
+
+
+def mse_at_rate(rates: Sequence[float], mses: Sequence[float], rate: float) -> float | None:
+    """A method's MSE at ``rate`` bits per image, read off its rate-distortion curve (one point per K) by
+    linear interpolation of log MSE against log rate; ``None`` outside the curve's span (no extrapolation)."""
+    r, m = np.log(np.asarray(rates, float)), np.log(np.asarray(mses, float))
+    order = np.argsort(r)
+    r, m = r[order], m[order]
+    x = np.log(rate)
+    if not len(r) or x < r[0] - 1e-12 or x > r[-1] + 1e-12:
+        return None
+    if len(r) == 1:
+        return float(np.exp(m[0]))
+    return float(np.exp(np.interp(x, r, m)))
+
+
+def equal_rate_comparison(curves: Mapping[str, pd.DataFrame], a: str, b: str, rate_column: str
+                          ) -> dict[str, Any]:
+    """Methods ``a`` and ``b`` compared at one rate where both curves are defined: the geometric middle of
+    the overlap of their rate spans (``rate_column``: ``bits_per_image`` or ``coded_bits_per_image``).
+    Every method of ``curves`` (each a frame with the rate column and ``mse_per_pixel``, one row per K)
+    whose span covers that rate is ranked there too. Returns ``rate`` None when the spans do not overlap."""
+    def span(name: str) -> tuple[float, float]:
+        c = curves[name][rate_column]
+        return float(c.min()), float(c.max())
+
+    lo, hi = max(span(a)[0], span(b)[0]), min(span(a)[1], span(b)[1])
+    out: dict[str, Any] = {"rate_column": rate_column, "a": a, "b": b, "span_a": span(a), "span_b": span(b)}
+    if lo > hi:
+        return {**out, "rate": None, "mse_a": None, "mse_b": None, "ratio": None, "ranking": []}
+    rate = float(np.sqrt(lo * hi))
+    at = {n: mse_at_rate(c[rate_column], c["mse_per_pixel"], rate) for n, c in curves.items()}
+    at = {n: v for n, v in at.items() if v is not None}
+    return {**out, "rate": rate, "mse_a": at[a], "mse_b": at[b], "ratio": at[a] / at[b],
+            "ranking": sorted(at, key=at.__getitem__), "mse_at_rate": at}
+
+
+def verdict_numbers(codebooks: pd.DataFrame, priors: pd.DataFrame, adaptation: pd.DataFrame, kinds: Sequence[str],
+                    k: int) -> dict[str, Any]:
+    """The verdict of record (``metrics.verdict`` of ``06_comparison.json``).
+
+    ``codebooks``: one row per quantizer (``quantizer``: an a posteriori method of the GridVAE or
+    ``VQ-VAE <variant>``) and K, with ``mse_per_pixel`` (test), ``val_mse_per_pixel``, ``bits_per_image``;
+    ``priors`` indexed by (codes, prior) with ``val_nll``; ``adaptation`` the rows of
+    :func:`~geohelpers.pipeline.adaptation_rows`. Selection (best a posteriori codebook, best end-to-end
+    VQ-VAE, each code set's prior) uses validation numbers only; the test numbers are reported after.
+    """
+    kinds_of = codebooks["quantizer"].map(quantizer_kind)
+    at_k = codebooks[codebooks["K"] == k].set_index("quantizer")
+    post = at_k[kinds_of[codebooks["K"] == k].values == "a posteriori"]
+    e2e = at_k[kinds_of[codebooks["K"] == k].values == "end to end"]
+    hybrid = at_k[kinds_of[codebooks["K"] == k].values == "a posteriori start, fine-tuned end to end"]
+    best_post = select_on_validation(post, "val_mse_per_pixel")
+    best_e2e = select_on_validation(e2e, "val_mse_per_pixel")
+    chosen = selected_priors(priors, kinds)
+    rated = codebooks.assign(codes=[code_set_name(q, kk) for q, kk in zip(codebooks["quantizer"], codebooks["K"])])
+    rated = rated.join(chosen[["coded_bits_per_image", "prior"]], on="codes")
+    curves = {q: g.dropna(subset=["coded_bits_per_image"]) for q, g in rated.groupby("quantizer")}
+    out: dict[str, Any] = {
+        "selected_on": "validation", "k": k, "best_a_posteriori": best_post, "best_end_to_end": best_e2e,
+        "validation_mse": {q: float(v) for q, v in at_k["val_mse_per_pixel"].items()},
+        "test_mse": {q: float(v) for q, v in at_k["mse_per_pixel"].items()},
+        "mse_ratio_a_posteriori_over_end_to_end": float(post.loc[best_post, "mse_per_pixel"]
+                                                         / e2e.loc[best_e2e, "mse_per_pixel"]),
+        "selected_prior": {c: r["prior"] for c, r in chosen.iterrows()},
+        "coded_bits_per_image": {c: float(r["coded_bits_per_image"]) for c, r in chosen.iterrows()},
+        "fixed_rate_ranking": list(at_k.sort_values("mse_per_pixel").index),
+    }
+    if len(hybrid):
+        out["mse_ratio_a_posteriori_over_hybrid"] = float(post.loc[best_post, "mse_per_pixel"]
+                                                          / hybrid["mse_per_pixel"].iloc[0])
+    if len(adaptation):
+        ad = adaptation.set_index("method")
+        out["decoder_adaptation_gain"] = {m: float(v) for m, v in ad["adaptation_gain"].items()}
+        out["test_mse_adapted"] = {m: float(v) for m, v in ad["test_mse_adapted"].items()}
+        out["best_adapted"] = select_on_validation(ad, "val_mse_adapted")
+        out["mse_ratio_adapted_over_end_to_end"] = float(ad.loc[out["best_adapted"], "test_mse_adapted"]
+                                                         / e2e.loc[best_e2e, "mse_per_pixel"])
+    # the end-to-end curve over K: the best end-to-end variant if it was trained at several K, else the best
+    # on validation (at the largest K) among those that were
+    several = [q for q in e2e.index if len(curves.get(q, [])) > 1]
+    curve_e2e = best_e2e if best_e2e in several else (
+        select_on_validation(e2e.loc[several], "val_mse_per_pixel") if several else best_e2e)
+    out["end_to_end_curve"] = curve_e2e
+    eq = {}
+    for column in ("bits_per_image", "coded_bits_per_image"):
+        usable = {q: c for q, c in curves.items() if len(c)}
+        if best_post in usable and curve_e2e in usable:
+            eq[column] = equal_rate_comparison(usable, best_post, curve_e2e, column)
+    out["at_equal_coded_rate"] = eq.get("coded_bits_per_image")
+    out["at_equal_fixed_rate"] = eq.get("bits_per_image")
+    return out
