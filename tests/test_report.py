@@ -346,3 +346,14 @@ def test_direction_words_are_read_off_the_numbers(flags, words):
         words.replace("lower", "better").replace("higher", "worse").replace(" at ", " in ").replace(" K", " seed")
         if all(flags) or not any(flags) else "mixed")
     assert prose.compared(0.9) == "lower" and prose.compared(1.1) == "higher"
+
+
+def test_the_findings_are_at_most_four_sentences_and_read_their_direction_off_the_numbers():
+    v = {"best_a_posteriori": "pullback_vector", "best_end_to_end": "VQ-VAE ema", "k": 512,
+         "mse_ratio_a_posteriori_over_end_to_end": 1.12, "mse_ratio_adapted_over_end_to_end": 0.97,
+         "at_equal_coded_rate": {"rate": None, "span_a": [192.2, 248.2], "span_b": [168.0, 168.0]}}
+    text = prose.findings(v, 0.1).text
+    assert text.count(". ") + 1 <= 4 and "β = 0.1" in text and "12% higher" in text and "3% lower" in text
+    assert "(168 bits per image)" in text and "(192-248)" in text
+    v["at_equal_coded_rate"] = {"rate": 200.0, "ratio": 1.3, "span_a": [150, 250], "span_b": [120, 260]}
+    assert "equal coded rate of 200 bits per image" in prose.findings(v, 0.3).text
