@@ -20,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import ClassVar, Iterable, Mapping
 
 from .config import Config
 
@@ -44,6 +45,47 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 
 #: Libraries whose versions enter every identity.
 LIBRARIES = ("torch", "numpy", "faiss-cpu", "kmedoids", "scikit-learn", "scikit-learn-extra", "scipy")
+
+
+@dataclass(frozen=True)
+class CodeSet:
+    """One set of code maps: its ``source`` (the VAE kind, ``"grid"`` or ``"flat"``, whose codebook made
+    them, or ``"vqvae"``), its ``method`` (the codebook method, or the VQ-VAE variant) and ``K``. Its
+    :attr:`name` (``grid_kmeans_K512``, ``vqvae_ema_restart_K128``) names the stored maps and their prior."""
+
+    source: str
+    method: str
+    k: int
+
+    SOURCES: ClassVar[tuple[str, ...]] = ("grid", "flat", "vqvae")
+
+    def __post_init__(self) -> None:
+        if self.source not in self.SOURCES or not self.method or int(self.k) < 1:
+            raise ValueError(f"a code set is (source, method, K) with source one of {', '.join(self.SOURCES)}, "
+                             f"a method and K >= 1; got ({self.source!r}, {self.method!r}, {self.k!r})")
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}_{self.method}_K{self.k}"
+
+    @classmethod
+    def parse(cls, name: str) -> "CodeSet":
+        """The code set a stored name stands for (the inverse of :attr:`name`)."""
+        head, sep, k = name.rpartition("_K")
+        source, _, method = head.partition("_")
+        if not sep or not k.isdigit():
+            raise ValueError(f"{name!r} is not a code set's name; allowed: <source>_<method>_K<k>, e.g. grid_kmeans_K512")
+        return cls(source, method, int(k))
+
+    @classmethod
+    def of_quantizer(cls, quantizer: str, k: int, vae: str = "grid") -> "CodeSet":
+        """The code set of a quantizer as the comparison names it: ``kmeans`` (a codebook of ``vae``) or
+        ``VQ-VAE ema`` (an end-to-end model)."""
+        return cls("vqvae", quantizer.removeprefix("VQ-VAE "), k) if quantizer.startswith("VQ-VAE ") else \
+            cls(vae, quantizer, k)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class StaleArtifactError(RuntimeError):

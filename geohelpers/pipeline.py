@@ -233,7 +233,7 @@ def geodesic_stage(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]], x_t
                 if split != "val":
                     stage.neighbours[name, split] = nbrs
             for k, cb in stage.books[name].items():
-                save_codes(cfg, f"{kind}_geodesic_K{k}", **{s: codes[s][k] for s in codes})
+                save_codes(cfg, artifacts.CodeSet(kind, "geodesic", k).name, **{s: codes[s][k] for s in codes})
                 res = evaluate_codes(cb, vae, codes["test"][k], x_test)
                 stage.rows.append({"VAE": name, "method": "geodesic", "K": k, **res,
                                    "fit_seconds": sum(cb.fit_seconds.values())})
@@ -335,10 +335,9 @@ def geodesic_variant(base: GeodesicCodebook, mu: np.ndarray, sigma: np.ndarray, 
 def code_identity(name: str, cfg: Config) -> str:
     """Identity of the stored code maps ``name``: ``<vae>_<method>_K<k>`` knows its codebook,
     ``vqvae_<variant>_K<k>`` its VQ-VAE."""
-    head, k = name.rsplit("_K", 1)
-    source, rest = head.split("_", 1)
-    inputs = {"vqvae": vqvae_tag(rest, int(k), cfg)} if source == "vqvae" else \
-        {"codebook": codebook_tag(source, rest, int(k), cfg)}
+    cs = artifacts.CodeSet.parse(name)
+    inputs = {"vqvae": vqvae_tag(cs.method, cs.k, cfg)} if cs.source == "vqvae" else \
+        {"codebook": codebook_tag(cs.source, cs.method, cs.k, cfg)}
     return artifacts.identity(f"codes/{name}", cfg, ("data",), inputs)
 
 
@@ -390,7 +389,7 @@ def kmeans_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]], x
         res, test_codes = evaluate_codebook(cb, vae, lat[name]["test"], x_test)
         if save:
             codes = {s: cb.encode_latents(vae, lat[name][s].mu, lat[name][s].sigma) for s in ("train", "val")}
-            save_codes(cfg, f"{kind}_{method}_K{k}", test=test_codes, **codes)
+            save_codes(cfg, artifacts.CodeSet(kind, method, k).name, test=test_codes, **codes)
         books[name, method, k] = cb
         rows.append({"VAE": name, "method": method, "K": k, **res, "fit_seconds": cb.fit_seconds["kmeans"],
                      "lloyd_iterations": cb.fit_seconds["iterations"], "fitted_in_this_run": fitted_now})
@@ -646,7 +645,7 @@ def prior_sample_panels(vae: VAE, kind: str, priors: dict[tuple[str, str], Train
     for method in p.methods:
         cb = load_codebook(kind, method, k, cfg)
         for prior_kind in p.kinds:
-            prior = priors[f"{kind}_{method}_K{k}", prior_kind].model
+            prior = priors[artifacts.CodeSet(kind, method, k).name, prior_kind].model
             codes = prior.sample(p.n_show, temperature=p.temperature, seed=cfg.seed, progress=False)
             rows[f"{method} · {prior_kind}"] = decode_codebook_samples(prior, codes, cb, vae)
     uniform = np.random.default_rng(cfg.seed).integers(0, k, size=(p.n_show, *vae.code_shape))
@@ -668,7 +667,7 @@ def train_priors(code_names: list[str], cfg: Config, kinds: tuple[str, ...] | No
     rows, trained = [], {}
     jobs = [(name, kind) for name in code_names for kind in (kinds or cfg.prior.kinds)]
     for name, kind in tqdm(jobs, desc="priors"):
-        k = int(name.rsplit("_K", 1)[1])
+        k = artifacts.CodeSet.parse(name).k
         codes = load_codes(cfg, name)
         t = train_prior(kind, name, k, cfg, codes=codes)
         trained[name, kind] = t
@@ -958,8 +957,8 @@ def adapt_decoder(cb: Codebook, name: str, vae: VAE, lat: dict[str, Latents], da
     quantized = {s: cb.decode_latents(vae, cb.encode_latents(vae, lat[s].mu, lat[s].sigma)) for s in ("train", "val")}
     train = Batches(quantized["train"], data.train_x, batch_size=cfg.grid_vae.batch_size, shuffle=True, seed=cfg.seed)
     val = Batches(quantized["val"], data.val_x, batch_size=cfg.data.eval_batch_size)
-    method, k = name.rsplit("_K", 1)[0].split("_", 1)[1], int(name.rsplit("_K", 1)[1])
-    tag = artifacts.identity(f"adapted/{name}", cfg, ("data",), {"codebook": codebook_tag(kind, method, k, cfg)},
+    cs = artifacts.CodeSet.parse(name)
+    tag = artifacts.identity(f"adapted/{name}", cfg, ("data",), {"codebook": codebook_tag(kind, cs.method, cs.k, cfg)},
                              max_epochs=c.adapt_max_epochs, lr=c.adapt_lr)
     history = fit(model, train, val, max_epochs=c.adapt_max_epochs, lr=c.adapt_lr,
                   checkpoint=store.checkpoint_path(cfg.profile, f"adapted_{name}"), tag=tag,
@@ -975,7 +974,7 @@ def adaptation_rows(books: dict[str, Codebook], vae: VAE, lat: dict[str, Latents
     relative MSE drop on the test images."""
     rows, adapted = [], {}
     for method, cb in books.items():
-        a = adapted[method] = adapt_decoder(cb, f"grid_{method}_K{k}", vae, lat, data, cfg)
+        a = adapted[method] = adapt_decoder(cb, artifacts.CodeSet("grid", method, k).name, vae, lat, data, cfg)
         row = {"method": method, "K": k}
         for split in ("val", "test"):
             codes = cb.encode_latents(vae, lat[split].mu, lat[split].sigma)

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -177,17 +178,39 @@ def main(argv: list[str] | None = None) -> None:
     print(f"[run] profile {args.profile}, overrides {overrides}", flush=True)
     if sweeps:
         return _main_sweep(args, overrides, sweeps, [p.name for p in paths])
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     reference = reference_workload()
     print(f"[run] reference workload (50 standard GridVAE training steps, batch 128): {reference:.2f} s", flush=True)
     rows = execute(paths, args.profile, overrides, force=args.force)
     if not args.no_book:
         rows.append({"notebook": "jupyter-book build", "status": "built", "seconds": build_book(args.profile)})
     total = sum(r["seconds"] for r in rows if r["status"] != "skipped")
-    print(f"\n[run] wall time, profile {args.profile}:")
+    record = write_run_record(args.profile, overrides, rows, reference, started, complete=not args.only)
+    print(f"\n[run] wall time, profile {args.profile} (also in {record}):")
     for r in rows:
         print(f"  {r['notebook']:<28} {r['status']:<9} {r['seconds']:8.1f} s")
     print(f"  {'total (this run)':<28} {'':<9} {total:8.1f} s")
     print(f"  {'reference workload':<28} {'':<9} {reference:8.2f} s  (50 GridVAE steps: compare machines by it)")
+
+
+def write_run_record(profile: str, overrides: dict[str, Any], rows: list[dict], reference: float, started: str,
+                     complete: bool) -> Path:
+    """``results/<profile>/run.json``: what this call of the runner did and how long it took: each notebook's
+    status and seconds, the book build, the total of what ran, and the reference workload timed beside them
+    (with the torch threads it ran on), so that a wall time is never read without the machine's pace."""
+    import torch
+
+    from . import files, store
+
+    path = store.results_dir(profile) / "run.json"
+    files.write_json(path, {
+        "profile": profile, "overrides": nb.plain(overrides), "complete_book": complete, "started": started,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "reference_workload_s": round(reference, 3), "torch_threads": torch.get_num_threads(),
+        "steps": [{**r, "seconds": round(r["seconds"], 1)} for r in rows],
+        "total_s": round(sum(r["seconds"] for r in rows if r["status"] != "skipped"), 1),
+        "machine": store.machine()})
+    return path
 
 
 def _main_sweep(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dict[str, list[Any]],

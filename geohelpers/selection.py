@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .artifacts import CodeSet
 from .config import METHOD_LABELS
 
 
@@ -66,7 +67,7 @@ def best_end_to_end(table: pd.DataFrame, k: int) -> str:
 def code_set_name(quantizer: str, k: int) -> str:
     """The stored code maps of a quantizer of the headline: ``kmeans`` -> ``grid_kmeans_K512``,
     ``VQ-VAE ema`` -> ``vqvae_ema_K512``."""
-    return f"vqvae_{quantizer[7:]}_K{k}" if quantizer.startswith("VQ-VAE ") else f"grid_{quantizer}_K{k}"
+    return CodeSet.of_quantizer(quantizer, k).name
 
 
 def headline(quantizers: Sequence[str], k: int, codebooks: pd.DataFrame, priors: pd.DataFrame,

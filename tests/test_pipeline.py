@@ -198,3 +198,15 @@ def test_every_decoder_aware_codebook_is_fitted_from_the_pullback_metrics_and_re
     assert codes.shape == (20, 7, 7) and 0 < res["usage"] <= 1
     with pytest.raises(ValueError, match="'vectors' is missing"):
         pipeline.fit_codebook("grid", "pullback_vector", 8, cfg, train, pb.metrics)
+
+
+def test_a_code_set_is_a_value_with_one_name():
+    from geohelpers.artifacts import CodeSet
+
+    for cs in (CodeSet("grid", "kmeans", 512), CodeSet("vqvae", "ema_restart", 128), CodeSet("flat", "pullback_vector", 16)):
+        assert CodeSet.parse(cs.name) == cs and str(cs) == cs.name
+    assert CodeSet.of_quantizer("VQ-VAE ema_restart", 64) == CodeSet("vqvae", "ema_restart", 64)
+    assert CodeSet.of_quantizer("pullback_vector", 512).name == "grid_pullback_vector_K512"
+    for bad in ("grid_kmeans", "grid_kmeans_Kx", "disk_kmeans_K8"):
+        with pytest.raises(ValueError, match="code set"):
+            CodeSet.parse(bad)

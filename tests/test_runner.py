@@ -151,3 +151,14 @@ def test_arguments_are_refused_before_the_reference_workload_and_write_nothing(a
     err = capsys.readouterr().err
     assert message in err and err.count("allowed") <= 1
     assert not (tmp_home / "results").exists() and not (tmp_home / "sweeps").exists()
+
+
+def test_every_run_writes_its_record_with_the_reference_workload(monkeypatch, tmp_home):
+    monkeypatch.setattr(run, "reference_workload", lambda: 1.5)
+    monkeypatch.setattr(run, "execute", lambda paths, profile, overrides, force=False: [
+        {"notebook": "01_vae.ipynb", "status": "executed", "seconds": 12.34},
+        {"notebook": "02_w2_quantization.ipynb", "status": "skipped", "seconds": 5.0}])
+    run.main(["--profile", "quick", "--no-book", "--only", "01", "02"])
+    record = json.loads((tmp_home / "results" / "quick" / "run.json").read_text())
+    assert record["reference_workload_s"] == 1.5 and record["total_s"] == 12.3 and not record["complete_book"]
+    assert [s["status"] for s in record["steps"]] == ["executed", "skipped"] and record["torch_threads"] >= 1
