@@ -277,11 +277,23 @@ def _versus(r: float, other: str) -> str:
     return f"{r:.2f} times that of {other} ({abs(1 - r):.0%} {compared(r)})"
 
 
+def _chosen(v: Mapping[str, Any]) -> tuple[str, str, int]:
+    """The verdict's a posteriori codebook, end-to-end variant (without its ``VQ-VAE`` prefix) and K."""
+    return v["best_a_posteriori"], v["best_end_to_end"].removeprefix("VQ-VAE "), v["k"]
+
+
+def _no_coded_comparison(eq: Mapping[str, Any]) -> str:
+    """Why there is no comparison at equal coded rate: the two curves' coded rates do not overlap."""
+    return (f"At equal coded rate there is no comparison yet: the end-to-end curve's coded rates "
+            f"({span_text(*eq['span_b'], '{:.0f}', '-')} bits per image) do not overlap the a posteriori "
+            f"curve's ({span_text(*eq['span_a'], '{:.0f}', '-')}), and none is made by extrapolating.")
+
+
 def findings(v: Mapping[str, Any], beta: float) -> Prose:
     """The book's answer in at most four sentences, for the introduction: the fixed-rate verdict with the
     β and K it holds at, the decoder-adapted ratio, and the equal-coded-rate comparison or why there is
     none; the rest is in :func:`verdict_prose` and the notebooks."""
-    post, e2e, k = v["best_a_posteriori"], v["best_end_to_end"].removeprefix("VQ-VAE "), v["k"]
+    post, e2e, k = _chosen(v)
     lines = [f"On the GridVAE at β = {beta:g} and K = {k}, the best a posteriori codebook chosen on validation "
              f"({METHOD_LABELS.get(post, post)}) has a test MSE "
              f"{_versus(v['mse_ratio_a_posteriori_over_end_to_end'], f'the best end-to-end VQ-VAE ({e2e})')}, "
@@ -294,16 +306,14 @@ def findings(v: Mapping[str, Any], beta: float) -> Prose:
         lines.append(f"At an equal coded rate of {eq['rate']:.0f} bits per image (under each code set's prior), "
                      f"the a posteriori MSE is {_versus(eq['ratio'], 'the end-to-end VQ-VAE')}.")
     elif eq is not None:
-        lines.append(f"At equal coded rate there is no comparison yet: the end-to-end curve's coded rates "
-                     f"({span_text(*eq['span_b'], '{:.0f}', '-')} bits per image) do not overlap the a posteriori "
-                     f"curve's ({span_text(*eq['span_a'], '{:.0f}', '-')}).")
+        lines.append(_no_coded_comparison(eq))
     lines.append("How this moves with β and over seeds is in notebook 08.")
     return Prose(" ".join(lines))
 
 
 def verdict_prose(v: Mapping[str, Any]) -> Prose:
     """The book's verdict, every comparative word read off :func:`verdict_numbers`."""
-    post, e2e, k = v["best_a_posteriori"], v["best_end_to_end"].removeprefix("VQ-VAE "), v["k"]
+    post, e2e, k = _chosen(v)
     lines = [f"Chosen on the validation images at K = {k}, the best a posteriori codebook is "
              f"{METHOD_LABELS.get(post, post)} and the best end-to-end VQ-VAE is {e2e}. On the test images, at "
              f"equal fixed-length rate, the a posteriori MSE is "
@@ -336,9 +346,7 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
             lines.append("The ranking by coded rate is the ranking by fixed-length rate: " + " < ".join(fixed)
                          + " (lower MSE first).")
     elif eq is not None:
-        lines.append(f"The coded-rate curves do not overlap (a posteriori {eq['span_a'][0]:.0f}-{eq['span_a'][1]:.0f} "
-                     f"bits per image, end to end {eq['span_b'][0]:.0f}-{eq['span_b'][1]:.0f}): there is no comparison "
-                     "at equal coded rate without extrapolating.")
+        lines.append(_no_coded_comparison(eq))
     return Prose(" ".join(lines))
 
 

@@ -354,6 +354,6 @@ def test_the_findings_are_at_most_four_sentences_and_read_their_direction_off_th
          "at_equal_coded_rate": {"rate": None, "span_a": [192.2, 248.2], "span_b": [168.0, 168.0]}}
     text = prose.findings(v, 0.1).text
     assert text.count(". ") + 1 <= 4 and "β = 0.1" in text and "12% higher" in text and "3% lower" in text
-    assert "(168 bits per image)" in text and "(192-248)" in text
+    assert "(168 bits per image)" in text and "(192-248), and none is made by extrapolating" in text
     v["at_equal_coded_rate"] = {"rate": 200.0, "ratio": 1.3, "span_a": [150, 250], "span_b": [120, 260]}
     assert "equal coded rate of 200 bits per image" in prose.findings(v, 0.3).text
