@@ -5,9 +5,7 @@ comparisons at equal rate, and the numbers of the verdict. No sentence and no st
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

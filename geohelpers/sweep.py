@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import ast
 import itertools
-import json
 import os
 import shutil
 import socket
@@ -45,7 +44,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from . import files
 from . import notebooks as nb

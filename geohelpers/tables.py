@@ -5,8 +5,6 @@ here: the rows come from :mod:`geohelpers.selection` or straight from the result
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -39,7 +37,7 @@ COLUMN_LABELS: dict[str, str] = {
     "usage": "code usage", "dead": "dead codes", "perplexity": "codebook perplexity",
     "bits_per_image": "fixed-length bits per image", "coded_bits_per_image": "coded bits per image",
     "fit_seconds": "fit (s)", "train_seconds": "training (s)", "lloyd_iterations": "Lloyd iterations",
-    "components_before_repair": "graph components before repair", "edges_added": "edges added",
+    "components_before_repair": "graph components before repair",
     "nll_nats_per_token": "test NLL (nats per code)", "val_nll": "validation NLL (nats per code)",
     "unigram_nll": "context-free NLL (nats per code)", "val_mse": "validation MSE", "test_mse": "test MSE",
     "val_mse_adapted": "validation MSE, adapted decoder", "test_mse_adapted": "test MSE, adapted decoder",
