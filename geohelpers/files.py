@@ -86,6 +86,20 @@ def read_json(path: str | Path, remedy: str) -> Any:
         raise DamagedFileError(f"{path} is damaged ({err}): {remedy}") from None
 
 
+def read_record(path: str | Path, empty: Any, remedy: str, who: str) -> Any:
+    """A JSON record that can be rebuilt (the runner's stamps, a sweep's records): its content, or ``empty``
+    when it is missing; a damaged one is set aside (:func:`quarantine`), named in a line prefixed ``[who]``
+    with ``remedy``, and read as ``empty``, so no later run fails on it again."""
+    path = Path(path)
+    if not path.exists():
+        return empty
+    try:
+        return read_json(path, remedy)
+    except DamagedFileError as err:
+        print(f"[{who}] {err} (set aside as {quarantine(path).name})", flush=True)
+        return empty
+
+
 def digest_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + DIGEST_SUFFIX)

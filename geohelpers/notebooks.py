@@ -94,14 +94,7 @@ def execute(source: Path, out: Path, profile: str, overrides: Mapping[str, Any],
 def read_stamps() -> dict[str, dict[str, Any]]:
     """The stamps of the executed notebooks (``book/executed/stamps.json``). A damaged stamps file is set
     aside (``stamps.json.corrupt``) with a message, and read as empty: every notebook re-executes."""
-    if not STAMPS.exists():
-        return {}
-    try:
-        return files.read_json(STAMPS, "it is set aside and every notebook is executed again")
-    except files.DamagedFileError as err:
-        aside = files.quarantine(STAMPS)
-        print(f"[run] {err} (set aside as {aside.name})", flush=True)
-        return {}
+    return files.read_record(STAMPS, {}, "it is set aside and every notebook is executed again", "run")
 
 
 def write_stamps(stamps: Mapping[str, Any]) -> None:

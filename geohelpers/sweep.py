@@ -201,16 +201,10 @@ def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Se
 
 
 def _read_record(path: Path, empty: Any) -> Any:
-    """A sweep record (``point.json``, ``sweep.json``, ``calls.json``), or ``empty`` when it is missing; a
-    damaged one is set aside (``.corrupt``) with a message naming it and read as ``empty``: a damaged
-    ``point.json`` re-runs its point, a damaged ``sweep.json`` starts its call history anew."""
-    if not path.exists():
-        return empty
-    try:
-        return files.read_json(path, "it is set aside")
-    except files.DamagedFileError as err:
-        print(f"[sweep] {err} (as {files.quarantine(path).name})", flush=True)
-        return empty
+    """A sweep record (``point.json``, ``sweep.json``, ``calls.json``), or ``empty`` when it is missing or
+    damaged (:func:`geohelpers.files.read_record`): a damaged ``point.json`` re-runs its point, a damaged
+    ``sweep.json`` starts its call history anew."""
+    return files.read_record(path, empty, "it is set aside", "sweep")
 
 
 def _now() -> str:

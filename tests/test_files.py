@@ -184,3 +184,12 @@ def test_edits_reach_exactly_the_stamps_they_shape(tmp_path, monkeypatch):
     (pkg / "train.py").write_text("# edited\n")
     (h3, id3) = stamps()
     assert all(h3[k] != h2[k] for k in h3) and id3 != id2
+
+
+def test_a_damaged_sweep_record_is_set_aside_and_read_as_empty(tmp_path, capsys):
+    from geohelpers import sweep
+
+    record = tmp_path / "point.json"
+    record.write_text('{"stamp": "ab')
+    assert sweep._read_record(record, {}) == {} and sweep._read_record(tmp_path / "none.json", []) == []
+    assert "[sweep]" in capsys.readouterr().out and (tmp_path / "point.json.corrupt").exists()
