@@ -282,11 +282,15 @@ def _chosen(v: Mapping[str, Any]) -> tuple[str, str, int]:
     return v["best_a_posteriori"], v["best_end_to_end"].removeprefix("VQ-VAE "), v["k"]
 
 
+def _no_overlap(eq: Mapping[str, Any]) -> str:
+    """The two curves' coded rates, which do not overlap (``at_equal_coded_rate`` of the verdict)."""
+    return (f"the end-to-end curve's coded rates ({span_text(*eq['span_b'], '{:.0f}', '-')} bits per image) do "
+            f"not overlap the a posteriori curve's ({span_text(*eq['span_a'], '{:.0f}', '-')})")
+
+
 def _no_coded_comparison(eq: Mapping[str, Any]) -> str:
     """Why there is no comparison at equal coded rate: the two curves' coded rates do not overlap."""
-    return (f"At equal coded rate there is no comparison yet: the end-to-end curve's coded rates "
-            f"({span_text(*eq['span_b'], '{:.0f}', '-')} bits per image) do not overlap the a posteriori "
-            f"curve's ({span_text(*eq['span_a'], '{:.0f}', '-')}), and none is made by extrapolating.")
+    return f"At equal coded rate there is no comparison yet: {_no_overlap(eq)}, and none is made by extrapolating."
 
 
 def findings(v: Mapping[str, Any], beta: float) -> Prose:
@@ -367,15 +371,17 @@ def front_page_findings(results: Path) -> str:
 
     betas = [r for r in s08["beta"]["ratios"] if r["method"] == post]
     ref = s08["beta"]["end_to_end_reference"]["quantizer"]
-    beta_text = ", ".join(f"{r[f'MSE / {ref}']:.2f} at β = {r['beta']:g}" for r in sorted(betas, key=lambda r: r["beta"]))
+    betas = sorted(betas, key=lambda r: r["beta"])
+    ratios = [r[f"MSE / {ref}"] for r in betas]
+    beta_text = ", ".join(f"{x:.2f} at β = {r['beta']:g}" for x, r in zip(ratios, betas))
+    steps = [b > a for a, b in zip(ratios, ratios[1:])]
+    gap = "widens" if all(steps) else "narrows" if not any(steps) else "moves both ways"
     priors = [r for name in ("04_priors", "05_vqvae_baseline") if (results / f"{name}.json").exists()
               for r in json.loads((results / f"{name}.json").read_text())["metrics"].get("priors" if name[:2] == "05"
                                                                                           else "rows", [])]
     capped = sum(r.get("stop_reason") == "max_epochs" for r in priors)
     caps = f"; {capped} of the {len(priors)} priors of notebooks 04 and 05 stopped at their epoch cap" if capped else ""
-    coded_text = (f"at equal *coded* rate (what a prior spends) the record holds no comparison yet: the end-to-end "
-                  f"curve's coded rates ({span_text(*coded['span_b'], '{:.0f}', '-')} bits per image) do not "
-                  f"overlap the a posteriori curve's ({span_text(*coded['span_a'], '{:.0f}', '-')} bits){caps}") \
+    coded_text = f"at equal *coded* rate (what a prior spends) the record holds no comparison yet: {_no_overlap(coded)}{caps}" \
         if coded["ratio"] is None else \
         (f"at an equal coded rate of {coded['rate']:.0f} bits per image the ratio is {coded['ratio']:.2f}{caps}")
     return (
@@ -387,6 +393,6 @@ def front_page_findings(results: Path) -> str:
         f"({v['test_mse']['kmeans'] / fixed['mse_b']:.2f}x). Fine-tuning the VAE's decoder on the frozen codes "
         f"brings the ratio to {v['mse_ratio_adapted_over_end_to_end']:.2f}"
         f"{over_seeds('mse_ratio_adapted_over_end_to_end', 'seeds')}. "
-        + (f"The gap widens with β ({beta_text}), and " if len(betas) > 1 else "At other β the record holds no ratio; ")
+        + (f"The gap {gap} with β ({beta_text}), and " if len(betas) > 1 else "At other β the record holds no ratio; ")
         + f"{coded_text}."
     )
