@@ -277,6 +277,18 @@ def _versus(r: float, other: str) -> str:
     return f"{r:.2f} times that of {other} ({abs(1 - r):.0%} {compared(r)})"
 
 
+def reported_range(quantity: str, fmt: str = "{:.2f}") -> Prose:
+    """What the earlier studies reported for ``quantity`` (:data:`geohelpers.studies.REPORTED`), as one
+    range (printed once when its ends print alike)."""
+    from .studies import REPORTED
+
+    values = sorted(r["reported"] for r in REPORTED if r["quantity"] == quantity)
+    if not values:
+        raise ValueError(f"no earlier study reported {quantity!r}; allowed: "
+                         f"{', '.join(sorted({r['quantity'] for r in REPORTED}))}")
+    return Prose(span_text(values[0], values[-1], fmt))
+
+
 def _chosen(v: Mapping[str, Any]) -> tuple[str, str, int]:
     """The verdict's a posteriori codebook, end-to-end variant (without its ``VQ-VAE`` prefix) and K."""
     return v["best_a_posteriori"], v["best_end_to_end"].removeprefix("VQ-VAE "), v["k"]

@@ -357,3 +357,9 @@ def test_the_findings_are_at_most_four_sentences_and_read_their_direction_off_th
     assert "(168 bits per image)" in text and "(192-248), and none is made by extrapolating" in text
     v["at_equal_coded_rate"] = {"rate": 200.0, "ratio": 1.3, "span_a": [150, 250], "span_b": [120, 260]}
     assert "equal coded rate of 200 bits per image" in prose.findings(v, 0.3).text
+
+
+def test_the_earlier_studies_reported_range_is_read_from_their_record():
+    assert prose.reported_range("code usage, VQ-VAE", "{:.0%}").text == "10% to 12%"
+    with pytest.raises(ValueError, match="no earlier study reported"):
+        prose.reported_range("nothing")
