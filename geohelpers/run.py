@@ -42,6 +42,7 @@ def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: b
 
     stamps = nb.read_stamps()
     hashes = nb.input_hashes(paths, profile, overrides)
+    package = nb.package_digest()[:16]  # the code the hashes were taken of, recorded with every stamp
     rows = []
     env_before = os.environ.get("TQDM_MININTERVAL")
     os.environ["TQDM_MININTERVAL"] = env_before or "5"
@@ -65,7 +66,7 @@ def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: b
             seconds = time.perf_counter() - t0
             stamps[src.name] = {"hash": hashes[src.name], "profile": profile, "seconds": round(seconds, 1),
                                 "config": resolve(profile, overrides).digest(), "overrides": nb.plain(overrides),
-                                "package": nb.package_digest()[:16]}
+                                "package": package}
             nb.write_stamps(stamps)
             rows.append({"notebook": src.name, "status": "executed", "seconds": seconds})
     finally:
