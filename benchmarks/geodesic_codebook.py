@@ -30,7 +30,7 @@ import numpy as np
 from scipy.sparse.csgraph import shortest_path
 from sklearn.neighbors import KNeighborsClassifier, kneighbors_graph
 
-from geohelpers import config, data, pipeline
+from geohelpers import config, data, stages
 from geohelpers.quantize import GeodesicCodebook
 from geohelpers.quantize.codebook import sample_distinct
 
@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = config.resolve("standard")
     mnist = data.load_mnist(cfg.data)
-    vae = pipeline.train_vae("grid", cfg, mnist).model
+    vae = stages.vaes.train_vae("grid", cfg, mnist).model
     mu, _ = vae.encode_all(mnist.train_x)
     vectors = vae.to_vectors(mu).numpy()
     idx, _ = sample_distinct(vectors, args.landmarks, np.random.default_rng(0))

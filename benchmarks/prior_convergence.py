@@ -68,7 +68,7 @@ def _measure(args: argparse.Namespace, src: Path, home: Path) -> str:
 
     import torch
 
-    from geohelpers import artifacts, files, pipeline, store
+    from geohelpers import artifacts, evaluation, files, stages, store
     from geohelpers.config import resolve
     from geohelpers.data import load_mnist
     from geohelpers.config import parse_set
@@ -88,12 +88,13 @@ def _measure(args: argparse.Namespace, src: Path, home: Path) -> str:
     if stored is None:
         raise SystemExit(f"{src / ckpt.name} is missing or damaged: run the book (notebook 01) at standard first")
     artifacts.check(src / ckpt.name, torch.load(io.BytesIO(stored), map_location="cpu", weights_only=False).get("tag"),
-                    pipeline.vae_tag(args.vae, cfg), "run the book (notebook 01) at standard with this code first")
+                    stages.vaes.vae_tag(args.vae, cfg), "run the book (notebook 01) at standard with this code first")
     data = load_mnist(cfg.data)
     t0 = time.perf_counter()
-    vae = pipeline.train_vae(args.vae, cfg, data)  # loaded: its identity was checked above
-    prior = pipeline.train_prior(args.kind, name, args.k, cfg)
+    vae = stages.vaes.train_vae(args.vae, cfg, data)  # loaded: its identity was checked above
+    prior = stages.priors.train_prior(args.kind, name, args.k, cfg)
     h = prior.history
+    test = prior.model.evaluate(torch.from_numpy(stages.codes.load_codes(cfg, name)["test"]), cfg.data.eval_batch_size)
     lines = [f"# prior_convergence: torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
              f"the standard {args.kind} ({args.precision}) on {name}, cap {args.max_epochs} epochs, "
              f"stopping rule patience {cfg.training.patience}, min_delta {cfg.training.min_delta}; "
@@ -102,21 +103,21 @@ def _measure(args: argparse.Namespace, src: Path, home: Path) -> str:
              f"training {h.wall_time_s:.0f} s",
              "validation NLL per epoch (nats per code): " + ", ".join(f"{e['val_loss']:.4f}" for e in h.epochs),
              "seconds per epoch: " + ", ".join(f"{e['seconds']:.0f}" for e in h.epochs),
-             f"test NLL {prior.test['nll_nats_per_token']:.4f} nats per code, "
-             f"{prior.test['bits_per_image']:.1f} bits per image"]
+             f"test NLL {test['nll_nats_per_token']:.4f} nats per code, "
+             f"{test['bits_per_image']:.1f} bits per image"]
     if args.n == 0:
         return "\n".join(lines + [f"\ntotal {time.perf_counter() - t0:.0f} s"])
-    cb = pipeline.load_codebook(args.vae, args.method, args.k, cfg)
-    clf = pipeline.train_classifier(cfg, data)
-    floor, reference, _ = pipeline.real_data_floor(clf.model, data, args.n)
+    cb = stages.codebooks.load_codebook(args.vae, args.method, args.k, cfg)
+    clf = stages.scoring.train_classifier(cfg, data)
+    floor, reference, _ = stages.scoring.real_data_floor(clf.model, data, args.n)
     lines += [f"classifier: {len(clf.history.epochs)} epochs, test accuracy {floor['test_accuracy']:.4f}",
               f"real-data floor ({args.n} training images): FD {floor['frechet_distance']:.2f}, "
               f"IS {floor['inception_score']:.2f}", ""]
     for t in args.temperatures:
         s = time.perf_counter()
         codes = prior.model.sample(args.n, temperature=t, seed=cfg.seed, batch_size=5000, progress=False)
-        images = pipeline.decode_codebook_samples(prior.model, codes, cb, vae.model)
-        score = pipeline.score_samples(clf.model, images, reference)
+        images = evaluation.decode_codebook_samples(prior.model, codes, cb, vae.model)
+        score = stages.scoring.score_samples(clf.model, images, reference)
         lines.append(f"T = {t:<4} FD {score['frechet_distance']:7.2f} "
                      f"({score['frechet_distance'] / floor['frechet_distance']:5.1f}x the floor)   "
                      f"IS {score['inception_score']:.2f}   class TV from uniform "

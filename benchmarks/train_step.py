@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> str:
     from geohelpers.models.pixelcnn import GatedPixelCNN
     from geohelpers.models.transformer import CodeTransformer
     from geohelpers.models.vae import build_vae
-    from geohelpers.pipeline import vqvae_model
+    from geohelpers.stages.vqvaes import vqvae_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--codes", default=None, help="stored code maps (.npz with train and val)")

@@ -1,6 +1,7 @@
 """geovq helpers: what the book's notebooks compute, in layers; a module imports only from its own layer
-or the layers below it (``tests/test_layout.py`` checks that the import graph has no cycle and that
-nothing imports the runner). Artifact identities and notebook stamps hash the modules git tracks
+or the layers below it (``tests/test_layout.py`` reads this table and the imports, and checks that every
+module has a layer, that no import goes upward, that the import graph has no cycle and that nothing
+imports the runner). Artifact identities and notebook stamps hash the modules git tracks
 (:func:`geohelpers.artifacts.package_modules`): ``git add`` a new module before running the book with it.
 
 ====  ==========================================================  =============================================
@@ -12,12 +13,15 @@ layer modules                                                     what
                                                                   numbers
 2     ``artifacts``                                               the identity of every stored artifact, and the
                                                                   one list of what each module shapes
-3     ``pipeline``                                                load-or-build of every model, codebook, code
-                                                                  map and prior; evaluation
-4     ``selection``, ``studies``                                  the book's decisions: choices on validation,
-                                                                  comparisons at equal rate, the verdict
-5     ``prose``, ``tables``, ``plots``, ``sweep_stats``           sentences, tables, figures; notebook 08's
-                                                                  analysis of the sweeps
+3     ``stages/``                                                 one module per kind of artifact, each a
+                                                                  load-or-build by identity (VAEs, codebooks,
+                                                                  VQ-VAEs, code maps, priors, classifier,
+                                                                  adapted decoders)
+4     ``evaluation``, ``geodesic_experiments``, ``selection``,    what the notebooks measure on held-out data;
+      ``studies``                                                 notebook 03's graph experiments; the book's
+                                                                  decisions on validation; the earlier studies
+5     ``graph``, ``prose``, ``tables``, ``plots``,                the stage graph on Dask; sentences, tables,
+      ``sweep_stats``                                             figures; notebook 08's analysis of the sweeps
 6     ``notebooks``, ``sweep``, ``run``, ``bookcheck``            executing notebooks (papermill, stamps),
                                                                   sweeps on Dask, the runner, the book check
 ====  ==========================================================  =============================================

@@ -30,7 +30,7 @@ from .config import Config
 #: The one list of what the package's modules shape. Every module not named here shapes artifacts and
 #: results, and enters every identity and every notebook's stamp.
 #: EXECUTION: runs notebooks and checks the built book; shapes no number (outside identities and stamps).
-EXECUTION = frozenset({"run.py", "notebooks.py", "sweep.py", "bookcheck.py"})
+EXECUTION = frozenset({"run.py", "notebooks.py", "sweep.py", "bookcheck.py", "graph.py"})
 #: SWEEP_ANALYSIS: notebook 08's analysis of the sweeps; outside identities and the sweep points' stamps,
 #: inside notebook 08's stamp (:func:`geohelpers.notebooks.input_hashes`).
 SWEEP_ANALYSIS = frozenset({"sweep_stats.py"})

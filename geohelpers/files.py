@@ -125,11 +125,17 @@ def _locked(path: Path, exclusive: bool) -> Iterator[None]:
 
 def write_artifact(path: str | Path, data: bytes, made_by: str) -> Path:
     """Write an artifact's bytes atomically, then its digest file (SHA-256, size, ``made_by``), both under
-    the artifact's lock."""
+    the artifact's lock. When the stored artifact already has these bytes and this ``made_by`` (by its
+    digest file and size), nothing is written: storing the same result again leaves the file untouched."""
     path = Path(path)
+    digest = sha256(data)
     with _locked(path, exclusive=True):
+        record = _recorded(path)
+        if (record and record.get("sha256") == digest and record.get("made_by") == made_by and path.exists()
+                and path.stat().st_size == len(data) == record.get("bytes")):
+            return path
         atomic_write(path, data)
-        write_json(digest_path(path), {"sha256": sha256(data), "bytes": len(data), "made_by": made_by})
+        write_json(digest_path(path), {"sha256": digest, "bytes": len(data), "made_by": made_by})
     return path
 
 

@@ -5,13 +5,18 @@
     python -m geohelpers.run --profile standard --no-book  # notebooks only
     python -m geohelpers.run --profile standard --set grid_vae.max_epochs=3
     python -m geohelpers.run --profile standard --sweep seed=0,1,2            # see geohelpers/sweep.py
+    python -m geohelpers.run --profile standard --scheduler tcp://host:8786   # the stage graph on a cluster
 
 Executed copies go to ``book/executed/`` (never over the sources in ``notebooks/``), which is what
 ``_toc.yml`` lists. A notebook is skipped when its executed copy exists and its *input hash* is unchanged
 (:func:`geohelpers.notebooks.input_hashes`: the profile and overrides, the notebook's source cells, the
 modules that shape results, and the input hash of the notebook before it). Every argument is checked
 before any work, the reference workload included.
-The book is built with ``jupyter-book build --all -W --keep-going``: any warning fails the build.
+Before the notebooks, the *stage graph* (:mod:`geohelpers.graph`) loads or builds, in parallel on Dask, every
+artifact they read (models, codebooks, code maps, priors), so that the notebooks then only load; a failing
+stage stops the run before the notebooks, naming the stage and its inputs, after every stage that does not
+depend on it has finished. With ``--only`` the graph holds what those notebooks load; ``--no-graph`` skips it
+(each notebook then builds what it finds missing, one after another). The book is built with ``jupyter-book build --all -W --keep-going``: any warning fails the build.
 At the end a table of wall times per notebook is printed.
 """
 
@@ -152,8 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
                         help="run the notebooks for every value (several --sweep: the product), in parallel on Dask")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="with --sweep: an existing Dask scheduler (tcp://host:8786); default: a LocalCluster")
-    parser.add_argument("--workers", type=int, default=None, help="with --sweep: LocalCluster worker processes")
+                        help="the stage graph's and sweeps' Dask scheduler (tcp://host:8786); default: a LocalCluster")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="LocalCluster worker processes, one thread each (default: one per core)")
+    parser.add_argument("--no-graph", action="store_true",
+                        help="skip the stage graph: each notebook builds what it finds missing, one after another")
     parser.add_argument("--fresh-points", action="store_true",
                         help="with --sweep: points do not start from a copy of this profile's artifacts")
     args = parser.parse_args(argv)
@@ -182,21 +190,66 @@ def main(argv: list[str] | None = None) -> None:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     reference = reference_workload()
     print(f"[run] reference workload (50 standard GridVAE training steps, batch 128): {reference:.2f} s", flush=True)
+    stages = None
+    if not args.no_graph and (args.force or not all_up_to_date(paths, args.profile, overrides)):
+        stages = build_stages(args.profile, overrides, [p.name[:2] for p in paths], scheduler=args.scheduler,
+                              workers=args.workers)
+        if stages.failed or stages.not_run:
+            record = write_run_record(args.profile, overrides, [], reference, started, complete=False, stages=stages)
+            raise SystemExit(f"[run] {len(stages.failed)} stage(s) failed and {len(stages.not_run)} were not run "
+                             f"for want of their inputs; the notebooks were not executed (record: {record})")
     rows = execute(paths, args.profile, overrides, force=args.force)
     if not args.no_book:
         rows.append({"notebook": "jupyter-book build", "status": "built", "seconds": build_book(args.profile)})
-    total = sum(r["seconds"] for r in rows if r["status"] != "skipped")
-    record = write_run_record(args.profile, overrides, rows, reference, started, complete=not args.only)
+    record = write_run_record(args.profile, overrides, rows, reference, started, complete=not args.only, stages=stages)
     print(f"\n[run] wall time, profile {args.profile} (also in {record}):")
+    if stages is not None:
+        print(f"  {'stage graph':<28} {'built':<9} {stages.wall_time_s:8.1f} s  ({len(stages.records)} stages on "
+              f"{stages.workers} workers; critical path {stages.critical_path_s:.1f} s)")
     for r in rows:
         print(f"  {r['notebook']:<28} {r['status']:<9} {r['seconds']:8.1f} s")
-    print(f"  {'total (this run)':<28} {'':<9} {total:8.1f} s")
+    print(f"  {'total (this run)':<28} {'':<9} {run_total(rows, stages):8.1f} s")
     print(f"  {'reference workload':<28} {'':<9} {reference:8.2f} s  (50 GridVAE steps: compare machines by it)")
 
 
+def all_up_to_date(paths: list[Path], profile: str, overrides: dict[str, Any]) -> bool:
+    """Whether every notebook of ``paths`` has its executed copy and the stamp its inputs give (then the
+    runner has nothing to build or execute)."""
+    stamps = nb.read_stamps()
+    hashes = nb.input_hashes(paths, profile, overrides)
+    return all((nb.EXECUTED / p.name).exists() and stamps.get(p.name, {}).get("hash") == hashes[p.name] for p in paths)
+
+
+def build_stages(profile: str, overrides: dict[str, Any], notebooks: list[str] | None = None,
+                 scheduler: str | None = None, workers: int | None = None) -> Any:
+    """The stage graph of the profile (:mod:`geohelpers.graph`), the part ``notebooks`` load, on Dask, with a
+    progress bar; prints each failed stage with its inputs and the critical path."""
+    from . import graph
+
+    print(f"[run] stage graph ({profile}): loading or building every artifact the notebooks read, on Dask", flush=True)
+    report = graph.build_graph(resolve(profile, overrides), overrides, notebooks=notebooks, scheduler=scheduler,
+                               workers=workers)
+    built = sum(r["status"] == "built" for r in report.records)
+    print(f"[run] stage graph: {built} built, {len(report.records) - built - len(report.failed)} up to date, "
+          f"{len(report.failed)} failed, {len(report.not_run)} not run; {report.wall_time_s:.1f} s on "
+          f"{report.workers} workers; critical path {report.critical_path_s:.1f} s: "
+          f"{' -> '.join(report.critical_path)}", flush=True)
+    for r in report.failed:
+        print(f"[run] FAILED {r['key']} (inputs: {', '.join(r['inputs']) or 'none'}): {r['error']}", flush=True)
+    for key, why in report.not_run.items():
+        print(f"[run] not run: {key} (its input {why} failed)", flush=True)
+    return report
+
+
+def run_total(rows: list[dict], stages: Any = None) -> float:
+    """Seconds of what this call ran: the stage graph, the notebooks it executed and the book build."""
+    return sum(r["seconds"] for r in rows if r["status"] != "skipped") + (stages.wall_time_s if stages else 0.0)
+
+
 def write_run_record(profile: str, overrides: dict[str, Any], rows: list[dict], reference: float, started: str,
-                     complete: bool) -> Path:
-    """``results/<profile>/run.json``: what this call of the runner did and how long it took: each notebook's
+                     complete: bool, stages: Any = None) -> Path:
+    """``results/<profile>/run.json``: what this call of the runner did and how long it took: the stage
+    graph (each stage's status, seconds and worker, the choices, the critical path), each notebook's
     status and seconds, the book build, the total of what ran, and the reference workload timed beside them
     (with the torch threads it ran on), so that a wall time is never read without the machine's pace."""
     import torch
@@ -208,8 +261,9 @@ def write_run_record(profile: str, overrides: dict[str, Any], rows: list[dict], 
         "profile": profile, "overrides": nb.plain(overrides), "complete_book": complete, "started": started,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "reference_workload_s": round(reference, 3), "torch_threads": torch.get_num_threads(),
+        "stage_graph": stages.to_dict() if stages is not None else None,
         "steps": [{**r, "seconds": round(r["seconds"], 1)} for r in rows],
-        "total_s": round(sum(r["seconds"] for r in rows if r["status"] != "skipped"), 1),
+        "total_s": round(run_total(rows, stages), 1),
         "machine": store.machine()})
     return path
 

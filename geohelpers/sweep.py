@@ -26,9 +26,10 @@ would have made the same way (a ``grid_vae.beta`` point keeps the FlatVAE and it
 the standard profile keeps everything) and rebuilds, over its copy, every other one.
 
 Points run through Dask distributed: a ``LocalCluster`` on this machine by default, one single-threaded
-worker process per core (a 2-core machine runs two points at a time: the book's small convolutions gain
-nothing from a second thread), or an existing cluster's scheduler (``--scheduler tcp://HOST:8786``). A
-failing point is reported with its parameters and the notebook's error; the other points and their
+worker process per core, or an existing cluster's scheduler (``--scheduler tcp://HOST:8786``). Each point
+first builds its stage graph (:mod:`geohelpers.graph`) on the cluster's workers, every point's stages
+side by side, then executes its notebooks in one task, which load what the graph built. A failing point
+(a stage or a notebook) is reported with its parameters and the error; the other points and their
 results are unaffected.
 """
 
@@ -228,7 +229,10 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
     ``sweep.json`` beside the points' folders: each point's status, every call (points run, skipped and
     failed, workers, wall time), and ``workers`` / ``wall_time_s`` of the last call that ran points.
     ``reuse_artifacts``: a point's first run starts from a copy of ``artifacts/<profile>/`` (module docstring)."""
-    from distributed import Client, LocalCluster, as_completed
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import as_completed as as_completed_threads
+
+    from distributed import Client, LocalCluster
     from tqdm import tqdm
 
     from .store import home
@@ -264,20 +268,41 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
             client = Client(scheduler)
             cluster = None
         else:
-            n = workers or min(len(todo), os.cpu_count() or 1)
+            n = workers or os.cpu_count() or 1
             # dashboard_address ":0": the scheduler's HTTP server takes a free port, never another cluster's
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                   silence_logs=40)
+            import dask
+
+            with dask.config.set({"distributed.worker.daemon": False}):  # a stage may fork (shortest paths)
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                       silence_logs=40)
             client = Client(cluster)
         try:
             report.workers = len(client.scheduler_info()["workers"])
             shared = str(home() / "artifacts" / profile) if reuse_artifacts else None
-            futures = [client.submit(run_point, point, profile, base, names, out, work, stamp, 1, shared,
-                                     key=f"point-{name}-{point.name}", pure=False)
-                       for point, out, work, stamp in todo]
-            for fut in tqdm(as_completed(futures), total=len(futures), desc=f"sweep {name}: points done"):
-                result = fut.result()
-                (report.done if result["status"] == "ok" else report.failed).append(result)
+
+            def point_on_graph(point: Point, out: str, work: str, stamp: str) -> dict[str, Any]:
+                """The point's stage graph on the cluster's workers, then its notebooks in one task."""
+                from . import graph
+
+                if shared:
+                    seed_artifacts(Path(shared), Path(work) / "artifacts" / profile)
+                overrides = {**base, **point.overrides}
+                stages = graph.build_graph(resolve(profile, overrides), overrides, notebooks=[n[:2] for n in names],
+                                           client=client, home=work, progress=False)
+                if stages.failed or stages.not_run:
+                    first = stages.failed[0] if stages.failed else {"key": next(iter(stages.not_run)), "error": "not run"}
+                    return {"point": point.name, "params": point.overrides, "status": "failed", "failed_notebook": None,
+                            "error": f"stage {first['key']} failed: {first['error']}", "stage_graph": stages.to_dict()}
+                result = client.submit(run_point, point, profile, base, names, out, work, stamp, 1, shared,
+                                       key=f"point-{name}-{point.name}", pure=False).result()
+                return {**result, "stage_graph_s": round(stages.wall_time_s, 1)}
+
+            # every point's stages share the workers: a point's graph and notebooks run while others' stages do
+            with ThreadPoolExecutor(max_workers=len(todo)) as threads:
+                futures = [threads.submit(point_on_graph, *job) for job in todo]
+                for fut in tqdm(as_completed_threads(futures), total=len(futures), desc=f"sweep {name}: points done"):
+                    result = fut.result()
+                    (report.done if result["status"] == "ok" else report.failed).append(result)
         finally:
             client.close()
             if cluster is not None:

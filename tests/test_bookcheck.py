@@ -2,6 +2,7 @@
 installed, always in CI) the quick book passes it in a real browser."""
 
 import base64
+import json
 import os
 from pathlib import Path
 
@@ -146,6 +147,15 @@ def test_the_quick_book_passes_in_a_real_browser(tmp_path, monkeypatch):
                        ("STAMPS", tmp_path / "book" / "executed" / "stamps.json")):
         monkeypatch.setattr(notebooks, name, path)
     run.main(["--profile", "quick"])
+    # the stage graph built every artifact on two single-threaded workers; the notebooks then built nothing
+    record = json.loads((tmp_path / "results" / "quick" / "run.json").read_text())
+    graph = record["stage_graph"]
+    assert graph["workers"] == (os.cpu_count() or 1) and not graph["not_run"] and graph["critical_path"]
+    assert {s["status"] for s in graph["stages"]} <= {"built", "loaded"}
+    assert {s["threads"] for s in graph["stages"]} == {1} and len({s["pid"] for s in graph["stages"]}) == graph["workers"]
+    stored = [f for f in (tmp_path / "artifacts" / "quick").rglob("*") if f.is_file() and f.suffix != ".lock"]
+    assert stored and max(f.stat().st_mtime for f in stored) <= graph["finished"], \
+        [f.name for f in stored if f.stat().st_mtime > graph["finished"]]
     report = bookcheck.check_book(tmp_path / "_build" / "html", CHROMIUM)
     assert len(report) >= 10, f"too few pages rendered: {sorted(report)}"
     bad = {p: d for p, d in report.items() if d}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from geohelpers import config, data, metrics, pipeline
+from geohelpers import config, data, metrics, stages
 
 
 def test_frechet_distance_of_a_set_with_itself_is_zero_and_grows_with_noise():
@@ -49,12 +49,12 @@ def test_class_histogram_and_fidelity_record():
 def test_classifier_learns_quick_mnist(tmp_home):
     cfg = config.resolve("quick", {"comparison.classifier_max_epochs": 3})
     mnist = data.load_mnist(cfg.data)
-    trained = pipeline.train_classifier(cfg, mnist)
-    acc = pipeline.accuracy(trained.model, mnist.test_x, mnist.test_y)
+    trained = stages.scoring.train_classifier(cfg, mnist)
+    acc = stages.scoring.accuracy(trained.model, mnist.test_x, mnist.test_y)
     assert acc > 0.85, acc  # 2,000 training images, 3 epochs; on all 55,000 the book asks for >= 99 %
     # cached: the second call loads the checkpoint
-    again = pipeline.train_classifier(cfg, mnist)
-    assert not again.trained_now
+    again = stages.scoring.train_classifier(cfg, mnist)
+    assert not again.built_now
     feats, probs = again.model.embed(mnist.test_x[:100])
     assert feats.shape == (100, 128) and torch.allclose(probs.sum(1), torch.ones(100))
 

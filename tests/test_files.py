@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from geohelpers import artifacts, files, pipeline
+from geohelpers import artifacts, files, stages
 from geohelpers import notebooks as nb
 from geohelpers.config import resolve
 from geohelpers.data import Batches
@@ -86,13 +86,13 @@ def test_a_flipped_byte_in_a_codebook_is_detected_and_it_is_refitted(tmp_path):
 def test_a_flipped_byte_in_code_maps_is_detected_and_they_are_rebuilt(tmp_home):
     cfg = resolve("quick")
     codes = {s: np.random.default_rng(1).integers(0, 16, size=(50, 7, 7)) for s in ("train", "val", "test")}
-    path = pipeline.save_codes(cfg, "grid_kmeans_K16", **codes)
+    path = stages.codes.save_codes(cfg, "grid_kmeans_K16", **codes)
     flip(path)
     with pytest.raises(FileNotFoundError, match=r"damaged and set aside.*02"):
-        pipeline.load_codes(cfg, "grid_kmeans_K16")
+        stages.codes.load_codes(cfg, "grid_kmeans_K16")
     assert path.with_name(path.name + ".corrupt").exists()
-    pipeline.save_codes(cfg, "grid_kmeans_K16", **codes)  # what notebook 02 does when it runs again
-    np.testing.assert_array_equal(pipeline.load_codes(cfg, "grid_kmeans_K16")["test"], codes["test"])
+    stages.codes.save_codes(cfg, "grid_kmeans_K16", **codes)  # what notebook 02 does when it runs again
+    np.testing.assert_array_equal(stages.codes.load_codes(cfg, "grid_kmeans_K16")["test"], codes["test"])
 
 
 def _writer(path, payload, until):

@@ -60,3 +60,49 @@ def test_nothing_imports_the_runner():
     g = graph()
     assert list(g.predecessors("geohelpers.run")) == []
     assert "geohelpers.run" not in nx.descendants(g, "geohelpers.sweep")
+
+
+def layers() -> dict[str, int]:
+    """The package docstring's table: module (``geohelpers.x``; a folder ``x/`` stands for every module in
+    it) -> layer number."""
+    import re
+
+    out, layer = {}, None
+    lines = geohelpers.__doc__.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("====")]
+    for line in lines[rules[1] + 1:rules[2]]:
+        head, modules = line[:6].strip(), line[6:66]
+        if head.isdigit():
+            layer = int(head)
+        for name in re.findall(r"``([a-z_]+/?)``", modules):
+            out["geohelpers." + name.rstrip("/")] = layer
+    return out
+
+
+def layer_of(module: str, table: dict[str, int]) -> int | None:
+    parts = module.split(".")
+    for n in range(len(parts), 1, -1):
+        if ".".join(parts[:n]) in table:
+            return table[".".join(parts[:n])]
+    return None
+
+
+def upward_imports(g: nx.DiGraph, table: dict[str, int]) -> list[str]:
+    return [f"{a} ({layer_of(a, table)}) imports {b} ({layer_of(b, table)})" for a, b in g.edges
+            if "geohelpers" not in (a, b) and layer_of(b, table) > layer_of(a, table)]
+
+
+def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_layers():
+    table = layers()
+    assert len(set(table.values())) >= 6, table
+    g = graph()
+    unplaced = sorted(m for m in g if m != "geohelpers" and layer_of(m, table) is None)
+    assert not unplaced, f"modules missing from the package docstring's layer table: {unplaced}"
+    assert not upward_imports(g, table), "imports that go up a layer: " + "; ".join(upward_imports(g, table))
+
+
+def test_the_layer_test_sees_an_upward_import():
+    table = layers()
+    g = graph()
+    g.add_edge("geohelpers.stages.vaes", "geohelpers.selection")  # a stage reading the book's decisions
+    assert upward_imports(g, table) == ["geohelpers.stages.vaes (3) imports geohelpers.selection (4)"]

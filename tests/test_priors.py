@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from geohelpers import config, pipeline
+from geohelpers import config, stages
 from geohelpers.data import Batches
 from geohelpers.models.pixelcnn import GatedPixelCNN, kernel_sizes
 from geohelpers.models.prior import CodePrior, check_temperature, unigram_nll
@@ -143,7 +143,7 @@ def test_bad_temperature(bad):
 def test_bad_prior_parameters():
     cfg = config.resolve("quick")
     with pytest.raises(ValueError, match="'prior'"):
-        pipeline.prior_model("lstm", 16, (7, 7), cfg)
+        stages.priors.prior_model("lstm", 16, (7, 7), cfg)
     with pytest.raises(config.ConfigError, match="prior.kinds"):
         config.resolve("quick", {"prior.kinds": ("pixelcnn", "lstm")})
     with pytest.raises(config.ConfigError, match="prior.ks"):
@@ -165,10 +165,10 @@ def test_bad_prior_parameters():
 def test_prior_and_codebook_must_agree_on_k():
     prior = make("pixelcnn", 32, (7, 7))
     with pytest.raises(ValueError, match="'k' mismatch"):
-        pipeline.check_prior_fits(prior, 16, (7, 7))
+        stages.priors.check_prior_fits(prior, 16, (7, 7))
     with pytest.raises(ValueError, match="'shape' mismatch"):
-        pipeline.check_prior_fits(prior, 32, (16,))
-    pipeline.check_prior_fits(prior, 32, (7, 7))
+        stages.priors.check_prior_fits(prior, 32, (16,))
+    stages.priors.check_prior_fits(prior, 32, (7, 7))
 
 
 @pytest.mark.parametrize("causal", [True, False])

@@ -293,7 +293,7 @@ def test_importing_the_search_keeps_the_thread_count_the_environment_asks_for():
     import subprocess
     import sys
 
-    code = ("import torch; before = torch.get_num_threads(); import geohelpers.pipeline; "
+    code = ("import torch; before = torch.get_num_threads(); import geohelpers.stages; import geohelpers.evaluation; "
             "print(before, torch.get_num_threads())")
     for threads in ("1", "2"):
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}

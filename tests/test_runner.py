@@ -10,9 +10,14 @@ REFERENCE_WORKLOAD = run.reference_workload
 
 
 @pytest.fixture(autouse=True)
-def _no_reference_workload(monkeypatch):
-    """run.main times a reference workload first; these tests check arguments, not the machine."""
+def _no_reference_workload(monkeypatch, tmp_path):
+    """run.main times a reference workload and builds the stage graph first; these tests check arguments,
+    not the machine (tests/test_graph.py and the quick book's test run the graph)."""
+    from geohelpers import graph
+
+    monkeypatch.setenv("GEOVQ_HOME", str(tmp_path))  # run.json and results never land in the project
     monkeypatch.setattr(run, "reference_workload", lambda: 0.5)
+    monkeypatch.setattr(run, "build_stages", lambda *a, **kw: graph.GraphReport())
 
 
 def test_input_hashes_chain_through_earlier_notebooks(tmp_path, monkeypatch):

@@ -86,7 +86,7 @@ def test_a_two_point_sweep_runs_on_a_local_cluster_then_skips_and_keeps_results_
 
 def test_a_point_starts_from_the_projects_artifacts_and_loads_only_those_its_parameters_would_make(tmp_path,
                                                                                                     monkeypatch):
-    from geohelpers import pipeline
+    from geohelpers import stages
     from geohelpers.config import resolve
 
     def toy_prior(home, **overrides):
@@ -94,20 +94,20 @@ def test_a_point_starts_from_the_projects_artifacts_and_loads_only_those_its_par
         cfg = resolve("quick", {"prior.transformer_dim": 16, "prior.max_epochs": 2, **overrides})
         maps = {s: np.random.default_rng(0).integers(0, 8, size=(n, 7, 7)) for s, n in (("train", 64), ("val", 16),
                                                                                          ("test", 16))}
-        pipeline.save_codes(cfg, "grid_toy_K8", **maps)
-        return pipeline.train_prior("transformer", "grid_toy_K8", 8, cfg, evaluate=False)
+        stages.codes.save_codes(cfg, "grid_toy_K8", **maps)
+        return stages.priors.train_prior("transformer", "grid_toy_K8", 8, cfg)
 
     project, point, other = tmp_path / "project", tmp_path / "point", tmp_path / "other"
-    assert toy_prior(project).trained_now
+    assert toy_prior(project).built_now
     source = project / "artifacts" / "quick"
     n_files = sum(1 for f in source.rglob("*") if f.is_file())
     assert sweep.seed_artifacts(source, point / "artifacts" / "quick") == n_files > 0
-    assert not toy_prior(point).trained_now  # the same parameters: the project's prior is loaded
+    assert not toy_prior(point).built_now  # the same parameters: the project's prior is loaded
     assert sweep.seed_artifacts(source, point / "artifacts" / "quick") == 0  # a point's own folder is kept
     assert sweep.seed_artifacts(tmp_path / "missing", other / "artifacts" / "quick") == 0
     assert sweep.seed_artifacts(source, other / "artifacts" / "quick") == n_files
     before = (source / "prior_transformer_grid_toy_K8.pt").read_bytes()
-    assert toy_prior(other, seed=1).trained_now  # another seed: rebuilt over the copy
+    assert toy_prior(other, seed=1).built_now  # another seed: rebuilt over the copy
     assert (source / "prior_transformer_grid_toy_K8.pt").read_bytes() == before  # the project's is untouched
 
 

@@ -128,7 +128,7 @@ def test_codebook_initialisation_checks_its_shape():
 
 
 # --- the notebook-05 stage -----------------------------------------------------------------------
-from geohelpers import pipeline  # noqa: E402
+from geohelpers import evaluation, stages# noqa: E402
 from geohelpers.config import ConfigError, resolve  # noqa: E402
 from geohelpers.data import MNIST  # noqa: E402
 from geohelpers.models.vae import GridVAE  # noqa: E402
@@ -155,12 +155,12 @@ def test_bad_vqvae_parameters_fail_naming_them(overrides, fragment):
 
 def test_variant_names_map_to_quantizers():
     cfg = resolve("quick")
-    assert pipeline.vqvae_model("vanilla", 16, cfg).quantizer.variant == "vanilla"
-    assert pipeline.vqvae_model("vanilla_restart", 16, cfg).quantizer.restart
-    ema = pipeline.vqvae_model("ema", 16, cfg).quantizer
+    assert stages.vqvaes.vqvae_model("vanilla", 16, cfg).quantizer.variant == "vanilla"
+    assert stages.vqvaes.vqvae_model("vanilla_restart", 16, cfg).quantizer.restart
+    ema = stages.vqvaes.vqvae_model("ema", 16, cfg).quantizer
     assert ema.variant == "ema" and not ema.restart
-    assert pipeline.vqvae_model("hybrid", 16, cfg).quantizer.restart
-    assert pipeline.vqvae_model("fsq", 16, cfg).quantizer.levels == (4, 2, 2)
+    assert stages.vqvaes.vqvae_model("hybrid", 16, cfg).quantizer.restart
+    assert stages.vqvaes.vqvae_model("fsq", 16, cfg).quantizer.levels == (4, 2, 2)
 
 
 def test_hybrid_starts_from_the_gridvae_and_its_medoids():
@@ -168,8 +168,8 @@ def test_hybrid_starts_from_the_gridvae_and_its_medoids():
     cfg = resolve("quick")
     vae = GridVAE(cfg.grid_vae.channels, cfg.grid_vae.latent_dim)
     medoids = torch.randn(16, cfg.grid_vae.latent_dim).numpy()
-    model = pipeline.vqvae_model("hybrid", 16, cfg)
-    pipeline._hybrid_start(model, vae, medoids)
+    model = stages.vqvaes.vqvae_model("hybrid", 16, cfg)
+    stages.vqvaes._hybrid_start(model, vae, medoids)
     x = torch.rand(3, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(model.encoder(x), vae.encode(x)[0])
@@ -184,12 +184,12 @@ def test_train_vqvae_records_usage_each_epoch_and_reloads(tmp_home):
     x = torch.rand(96, 1, 28, 28)
     y = torch.zeros(96, dtype=torch.long)
     data = MNIST(x[:64], y[:64], x[64:80], y[64:80], x[80:], y[80:])
-    first = pipeline.train_vqvae("kmeans_init", 16, cfg, data)
-    assert first.trained_now and first.diverged is None
+    first = stages.vqvaes.train_vqvae("kmeans_init", 16, cfg, data)
+    assert first.built_now and first.diverged is None
     assert [set(e) >= {"val_usage", "val_perplexity"} for e in first.history.epochs] == [True, True]
-    again = pipeline.train_vqvae("kmeans_init", 16, cfg, data)
-    assert not again.trained_now
-    res, codes = pipeline.evaluate_vqvae(again.model, x[80:])
+    again = stages.vqvaes.train_vqvae("kmeans_init", 16, cfg, data)
+    assert not again.built_now
+    res, codes = evaluation.evaluate_vqvae(again.model, x[80:])
     assert codes.shape == (16, 7, 7) and res["bits_per_image"] == pytest.approx(49 * 4)
     with pytest.raises(ValueError, match="hybrid"):
-        pipeline.train_vqvae("hybrid", 16, cfg, data)
+        stages.vqvaes.train_vqvae("hybrid", 16, cfg, data)

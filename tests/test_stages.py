@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from geohelpers import metrics, pipeline
+from geohelpers import evaluation, geodesic_experiments, metrics, stages
 from geohelpers.config import resolve
 from geohelpers.models.vae import GridVAE
 
@@ -25,53 +25,53 @@ def small():
     vae = GridVAE((4, 8), 2)
     x = torch.rand(60, 1, 28, 28)
     cfg = resolve("quick", {"quantize.n_landmarks": 200, "quantize.knn": 5, "quantize.ks": [8, 16], "prior.ks": [16]})
-    return vae, x, cfg, pipeline.posterior_latents(vae, x[:40]), pipeline.posterior_latents(vae, x[40:])
+    return vae, x, cfg, stages.vaes.posterior_latents(vae, x[:40]), stages.vaes.posterior_latents(vae, x[40:])
 
 
 def test_codebooks_are_cached_and_reloaded(small, tmp_home):
     vae, x, cfg, train, test = small
-    cb, fitted = pipeline.fit_codebook("grid", "w2", 8, cfg, train)
-    again, fitted_again = pipeline.fit_codebook("grid", "w2", 8, cfg, train)
+    cb, fitted = stages.codebooks.fit_codebook("grid", "w2", 8, cfg, train)
+    again, fitted_again = stages.codebooks.fit_codebook("grid", "w2", 8, cfg, train)
     assert fitted and not fitted_again
     assert np.array_equal(cb.codewords, again.codewords) and np.array_equal(cb.codeword_sigma, again.codeword_sigma)
     other = resolve("quick", {"quantize.n_landmarks": 200, "quantize.knn": 5, "quantize.kmeans_max_iter": 3})
-    assert pipeline.codebook_tag("grid", "w2", 8, other) != pipeline.codebook_tag("grid", "w2", 8, cfg)
-    assert pipeline.codebook_tag("grid", "w2", 8, resolve("quick", {"quantize.n_landmarks": 200,
-        "quantize.knn": 5, "quantize.ks": [8], "prior.ks": [8]})) == pipeline.codebook_tag("grid", "w2", 8, cfg)
+    assert stages.codebooks.codebook_tag("grid", "w2", 8, other) != stages.codebooks.codebook_tag("grid", "w2", 8, cfg)
+    assert stages.codebooks.codebook_tag("grid", "w2", 8, resolve("quick", {"quantize.n_landmarks": 200,
+        "quantize.knn": 5, "quantize.ks": [8], "prior.ks": [8]})) == stages.codebooks.codebook_tag("grid", "w2", 8, cfg)
 
 
 def test_geodesic_codebooks_share_one_graph_and_reload(small, tmp_home):
     vae, x, cfg, train, test = small
-    books, seconds, work = pipeline.fit_geodesic_codebooks("grid", cfg, train)
+    books, seconds, work = stages.codebooks.fit_geodesic_codebooks("grid", cfg, train)
     assert set(books) == {8, 16} and work is not None and "shortest_paths" in seconds
     assert np.array_equal(books[8].landmarks, books[16].landmarks)
     assert set(books[16].fit_seconds) == {"landmarks", "knn_graph", "repair", "shortest_paths", "kmedoids"}
-    again, seconds_again, work_again = pipeline.fit_geodesic_codebooks("grid", cfg, train)
+    again, seconds_again, work_again = stages.codebooks.fit_geodesic_codebooks("grid", cfg, train)
     assert seconds_again == {} and work_again is None
     assert np.array_equal(again[16].encode(test.vectors_mu), books[16].encode(test.vectors_mu))
-    _, _, rebuilt = pipeline.fit_geodesic_codebooks("grid", cfg, train, need_work=True)
+    _, _, rebuilt = stages.codebooks.fit_geodesic_codebooks("grid", cfg, train, need_work=True)
     assert np.array_equal(rebuilt.geodesics, work.geodesics)
-    variant = pipeline.geodesic_variant(books[16], train.vectors_mu, train.vectors_sigma, work,
+    variant = geodesic_experiments.geodesic_variant(books[16], train.vectors_mu, train.vectors_sigma, work,
                                         backend="sklearn_extra")
     assert variant.backend == "sklearn_extra" and np.array_equal(variant.landmarks, books[16].landmarks)
 
 
 def test_evaluation_of_a_codebook_on_test_images(small, tmp_home):
     vae, x, cfg, train, test = small
-    cb, _ = pipeline.fit_codebook("grid", "kmeans", 16, cfg, train)
-    res, codes = pipeline.evaluate_codebook(cb, vae, test, x[40:])
+    cb, _ = stages.codebooks.fit_codebook("grid", "kmeans", 16, cfg, train)
+    res, codes = evaluation.evaluate_codebook(cb, vae, test, x[40:])
     assert codes.shape == (20, 7, 7)
     expected = metrics.mse_per_pixel(x[40:], cb.decode_images(vae, codes))
     assert res["mse_per_pixel"] == pytest.approx(expected)
     assert res["bits_per_image"] == pytest.approx(49 * 4) and 0 < res["usage"] <= 1
-    path = pipeline.save_codes(cfg, "grid_kmeans_K16", test=codes)
+    path = stages.codes.save_codes(cfg, "grid_kmeans_K16", test=codes)
     with np.load(path) as saved:
         assert np.array_equal(saved["test"], codes)
 
 
 def test_component_counts_compare_two_landmark_draws(rng=np.random.default_rng(0)):
     vectors = np.concatenate([np.zeros((500, 2)), rng.normal(size=(500, 2))]).astype(np.float32)
-    rows = pipeline.component_counts(vectors, (3,), 200, seed=0)
+    rows = geodesic_experiments.component_counts(vectors, (3,), 200, seed=0)
     by_draw = {r["landmarks"]: r for r in rows}
     assert by_draw["distinct"]["distinct values"] == 200
     assert by_draw["with repeats"]["distinct values"] < 200
@@ -80,22 +80,22 @@ def test_component_counts_compare_two_landmark_draws(rng=np.random.default_rng(0
 def test_kmeans_codebooks_fill_one_row_per_setting_and_store_codes(small, tmp_home):
     vae, x, cfg, train, test = small
     lat = {"GridVAE": {"train": train, "val": test, "test": test}}
-    rows, books = pipeline.kmeans_codebooks({"GridVAE": vae}, lat, x[40:], cfg)
+    rows, books = evaluation.kmeans_codebooks({"GridVAE": vae}, lat, x[40:], cfg)
     assert [(r["method"], r["K"]) for r in rows] == [("kmeans", 8), ("kmeans", 16), ("w2", 8), ("w2", 16)]
     assert all(r["fitted_in_this_run"] for r in rows)
-    again, _ = pipeline.kmeans_codebooks({"GridVAE": vae}, lat, x[40:], cfg, save=False)
+    again, _ = evaluation.kmeans_codebooks({"GridVAE": vae}, lat, x[40:], cfg, save=False)
     assert not any(r["fitted_in_this_run"] for r in again)
     assert [r["mse_per_pixel"] for r in again] == [r["mse_per_pixel"] for r in rows]
     with np.load(tmp_home / "artifacts" / "quick" / "codes" / "grid_w2_K16.npz") as saved:
         assert saved["train"].shape == (40, 7, 7) and saved["val"].shape == (20, 7, 7)
-    assert pipeline.continuous_mse(vae, test, x[40:]) == pytest.approx(
+    assert stages.vaes.continuous_mse(vae, test, x[40:]) == pytest.approx(
         metrics.mse_per_pixel(x[40:], vae.decode(test.mu)), rel=1e-6)
 
 
 def test_one_neighbour_search_codes_every_k_like_each_codebook(small, tmp_home):
     vae, x, cfg, train, test = small
-    books, _, _ = pipeline.fit_geodesic_codebooks("grid", cfg, train)
-    codes, seconds, (dist, nn) = pipeline.geodesic_codes_all_k(books, vae, test)
+    books, _, _ = stages.codebooks.fit_geodesic_codebooks("grid", cfg, train)
+    codes, seconds, (dist, nn) = stages.codebooks.geodesic_codes_all_k(books, vae, test)
     assert set(codes) == {8, 16} and seconds > 0 and nn.shape == (len(test.vectors_mu), cfg.quantize.assign_neighbours)
     for k, cb in books.items():
         assert np.array_equal(codes[k], cb.encode_latents(vae, test.mu, test.sigma))
@@ -107,18 +107,18 @@ def test_a_prior_is_trained_on_stored_codes_cached_and_checked(tmp_home):
     # codes with structure: each map repeats its first code, so context makes the rest predictable
     first = rng.integers(0, 8, size=(300, 1, 1))
     maps = {s: np.broadcast_to(first[:n], (n, 7, 7)).copy() for s, n in (("train", 300), ("val", 50), ("test", 100))}
-    pipeline.save_codes(cfg, "grid_toy_K8", **maps)
-    rows, trained = pipeline.train_priors(["grid_toy_K8"], cfg)
+    stages.codes.save_codes(cfg, "grid_toy_K8", **maps)
+    rows, trained = evaluation.train_priors(["grid_toy_K8"], cfg)
     assert [r["prior"] for r in rows] == list(cfg.prior.kinds)
     for row in rows:
         assert row["n_maps"] == 100 and row["positions"] == 49
         assert row["nll_nats_per_token"] < row["unigram_nll"]  # context helps: the codes repeat
-    again = pipeline.train_prior("transformer", "grid_toy_K8", 8, cfg, evaluate=False)
-    assert not again.trained_now and again.test == {}
+    again = stages.priors.train_prior("transformer", "grid_toy_K8", 8, cfg)
+    assert not again.built_now and again.history.epochs == trained["grid_toy_K8", "transformer"].history.epochs
     with pytest.raises(ValueError, match="'k'"):
-        pipeline.train_prior("transformer", "grid_toy_K8", 4, cfg)
+        stages.priors.train_prior("transformer", "grid_toy_K8", 4, cfg)
     with pytest.raises(FileNotFoundError, match="notebook"):
-        pipeline.load_codes(cfg, "grid_missing_K8")
+        stages.codes.load_codes(cfg, "grid_missing_K8")
 
 
 def test_code_maps_of_a_large_codebook_round_trip_in_the_smallest_type(tmp_home):
@@ -126,14 +126,14 @@ def test_code_maps_of_a_large_codebook_round_trip_in_the_smallest_type(tmp_home)
     maps = {s: rng.integers(0, 40_000, size=(n, 7, 7)) for s, n in (("train", 20), ("val", 5), ("test", 5))}
     maps["train"][0, 0, 0] = 39_999
     cfg = resolve("quick")
-    path = pipeline.save_codes(cfg, "grid_big_K40000", **maps)
+    path = stages.codes.save_codes(cfg, "grid_big_K40000", **maps)
     with np.load(path) as z:
         assert z["train"].dtype == np.uint16  # int16 would have wrapped past 32,767
-    back = pipeline.load_codes(cfg, "grid_big_K40000")
+    back = stages.codes.load_codes(cfg, "grid_big_K40000")
     assert all(np.array_equal(back[s], maps[s]) and back[s].dtype == np.int64 for s in maps)
-    assert pipeline.code_dtype(np.array([3, 200])) == np.uint8
+    assert stages.codes.code_dtype(np.array([3, 200])) == np.uint8
     with pytest.raises(ValueError, match=">= 0"):
-        pipeline.code_dtype(np.array([-1]))
+        stages.codes.code_dtype(np.array([-1]))
 
 
 def test_an_artifact_whose_identity_differs_is_rebuilt_not_loaded(monkeypatch):
@@ -141,23 +141,23 @@ def test_an_artifact_whose_identity_differs_is_rebuilt_not_loaded(monkeypatch):
     from geohelpers import artifacts
 
     cfg = resolve("quick")
-    base = {"vae": pipeline.vae_tag("grid", cfg), "codebook": pipeline.codebook_tag("grid", "kmeans", 16, cfg),
-            "codes": pipeline.code_identity("grid_kmeans_K16", cfg)}
+    base = {"vae": stages.vaes.vae_tag("grid", cfg), "codebook": stages.codebooks.codebook_tag("grid", "kmeans", 16, cfg),
+            "codes": stages.codes.code_identity("grid_kmeans_K16", cfg)}
     other_cfg = resolve("quick", {"grid_vae.beta": 0.5})
-    assert pipeline.vae_tag("grid", other_cfg) != base["vae"]
+    assert stages.vaes.vae_tag("grid", other_cfg) != base["vae"]
     # the codebook knows its VAE, the code maps their codebook: a new VAE changes all three
-    assert pipeline.codebook_tag("grid", "kmeans", 16, other_cfg) != base["codebook"]
-    assert pipeline.code_identity("grid_kmeans_K16", other_cfg) != base["codes"]
+    assert stages.codebooks.codebook_tag("grid", "kmeans", 16, other_cfg) != base["codebook"]
+    assert stages.codes.code_identity("grid_kmeans_K16", other_cfg) != base["codes"]
     # a stopping-rule change retrains every model
-    assert pipeline.vae_tag("grid", resolve("quick", {"training.patience": 5})) != base["vae"]
+    assert stages.vaes.vae_tag("grid", resolve("quick", {"training.patience": 5})) != base["vae"]
     monkeypatch.setattr(artifacts, "source_digest", lambda: "another source")
-    assert pipeline.vae_tag("grid", cfg) != base["vae"]
+    assert stages.vaes.vae_tag("grid", cfg) != base["vae"]
     monkeypatch.undo()
     monkeypatch.setattr(artifacts, "library_versions", lambda: {"torch": "0.0"})
-    assert pipeline.vae_tag("grid", cfg) != base["vae"]
+    assert stages.vaes.vae_tag("grid", cfg) != base["vae"]
     monkeypatch.undo()
-    assert pipeline.vae_tag("grid", cfg) == base["vae"]
-    assert pipeline.vqvae_tag("hybrid", 16, cfg) != pipeline.vqvae_tag("hybrid", 16, resolve(
+    assert stages.vaes.vae_tag("grid", cfg) == base["vae"]
+    assert stages.vqvaes.vqvae_tag("hybrid", 16, cfg) != stages.vqvaes.vqvae_tag("hybrid", 16, resolve(
         "quick", {"quantize.knn": 4}))  # the hybrid starts from the geodesic codebook
 
 
@@ -166,10 +166,10 @@ def test_code_maps_made_by_another_codebook_are_refused(tmp_home):
 
     cfg = resolve("quick")
     maps = {s: np.zeros((3, 7, 7), dtype=np.int64) for s in ("train", "val", "test")}
-    pipeline.save_codes(cfg, "grid_kmeans_K16", **maps)
-    assert set(pipeline.load_codes(cfg, "grid_kmeans_K16")) == {"train", "val", "test"}
+    stages.codes.save_codes(cfg, "grid_kmeans_K16", **maps)
+    assert set(stages.codes.load_codes(cfg, "grid_kmeans_K16")) == {"train", "val", "test"}
     with pytest.raises(StaleArtifactError, match="grid_kmeans_K16"):
-        pipeline.load_codes(resolve("quick", {"quantize.kmeans_tol": 1e-3}), "grid_kmeans_K16")
+        stages.codes.load_codes(resolve("quick", {"quantize.kmeans_tol": 1e-3}), "grid_kmeans_K16")
 
 
 def test_the_whole_package_source_enters_identities_but_presentation_does_not():
@@ -187,17 +187,17 @@ def test_every_decoder_aware_codebook_is_fitted_from_the_pullback_metrics_and_re
     vae, x, cfg, train, test = small
     cfg = resolve("quick", {"quantize.n_landmarks": 200, "quantize.knn": 5, "quantize.ks": [8, 16], "prior.ks": [16],
                             "quantize.pullback_images": 10, "quantize.pullback_probes": 4})
-    pb = pipeline.pullback_metrics(vae, train, cfg)
+    pb = stages.codebooks.pullback_metrics(vae, train, cfg)
     assert pb.metrics.shape == (49, 2, 2) and pb.vectors.metrics.shape == (10 * 49, 2, 2)
     assert pb.vectors.mu.shape == (10 * 49, 2) and np.all(np.linalg.eigvalsh(pb.vectors.metrics) > 0)
-    books = pipeline.grid_codebooks_at(16, cfg, train, pb)
+    books = stages.codebooks.grid_codebooks_at(16, cfg, train, pb)
     assert set(PULLBACK_METHODS) <= set(books) and books["pullback_vector"].method == "pullback_vector"
-    again = pipeline.grid_codebooks_at(16, cfg, train, pb)["pullback_vector"]
+    again = stages.codebooks.grid_codebooks_at(16, cfg, train, pb)["pullback_vector"]
     assert np.array_equal(again.codewords, books["pullback_vector"].codewords)
-    res, codes = pipeline.evaluate_codebook(again, vae, test, x[40:])
+    res, codes = evaluation.evaluate_codebook(again, vae, test, x[40:])
     assert codes.shape == (20, 7, 7) and 0 < res["usage"] <= 1
     with pytest.raises(ValueError, match="'vectors' is missing"):
-        pipeline.fit_codebook("grid", "pullback_vector", 8, cfg, train, pb.metrics)
+        stages.codebooks.fit_codebook("grid", "pullback_vector", 8, cfg, train, pb.metrics)
 
 
 def test_a_code_set_is_a_value_with_one_name():

@@ -1,0 +1,499 @@
+"""The stage graph: every artifact the notebooks will ask for, with its inputs, built in parallel on Dask.
+
+From a resolved configuration, :func:`stages_of` lists the stages notebooks 01-07 load (VAEs, codebooks,
+code maps, VQ-VAEs, priors, the classifier, adapted decoders), each with the stages it needs. Two of them
+are *choices* made on validation numbers, as the notebooks make them: the end-to-end VQ-VAE variant of
+lowest validation MSE (notebook 05), whose codes get priors, and the a posteriori codebook of lowest
+validation MSE (notebook 06), whose codes get priors and whose decoder is adapted. The stages that
+depend on a choice join the graph when it is made (:func:`after_choice`).
+
+:func:`build_graph` runs the graph on a Dask cluster (a ``LocalCluster`` of one single-threaded worker
+process per core by default, or ``scheduler``'s): a stage is submitted once its inputs are done; every
+stage runs on one torch thread in its worker, so its numbers do not depend on the machine's core count.
+Each stage calls the same stage function a notebook calls (:mod:`geohelpers.stages`), so it loads what
+is up to date and builds the rest, and the notebooks executed afterwards load it. A failing stage is
+reported with its inputs; the stages that depend on it are not run, and every other stage still
+finishes. The result records each stage's wall time and worker, and the critical path: the longest chain
+of dependent stages, which bounds the graph's wall time on any number of cores.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import networkx as nx
+
+from .artifacts import CodeSet
+from .config import PULLBACK_METHODS, Config, resolve
+
+VAE_KINDS = ("flat", "grid")
+VAE_NAMES = {"flat": "FlatVAE", "grid": "GridVAE"}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One artifact's recipe: ``key`` names it (``vae/grid``, ``codebook/grid_kmeans_K64``, ``prior/pixelcnn_
+    grid_kmeans_K512``, ...), ``inputs`` are the keys of the stages it needs."""
+
+    key: str
+    inputs: tuple[str, ...] = ()
+    notebook: str = ""  # the number of the first notebook that loads it ("01" ... "07")
+
+    @property
+    def kind(self) -> str:
+        return self.key.split("/", 1)[0]
+
+    @property
+    def arg(self) -> str:
+        return self.key.split("/", 1)[1] if "/" in self.key else ""
+
+
+def _vqvae_runs(cfg: Config) -> list[tuple[str, int]]:
+    """Notebook 05's VQ-VAE trainings: every variant at the largest K, the small-K variants at the others."""
+    v = cfg.vqvae
+    kmax = max(v.ks)
+    return [(name, kmax) for name in v.variants] + [(name, k) for k in v.ks if k != kmax for name in v.small_k_variants]
+
+
+def _all_ks(cfg: Config) -> tuple[int, ...]:
+    """Every codebook size an a posteriori codebook is fitted at: notebook 02's and 07's, the priors' (04,
+    06) and, for the geodesic medoids the hybrid starts from, the VQ-VAEs' (05)."""
+    return tuple(sorted(set(cfg.quantize.ks) | set(cfg.prior.ks) | set(cfg.vqvae.ks)))
+
+
+def _prior_stages(code_set: str, inputs: tuple[str, ...], cfg: Config, notebook: str) -> list[Stage]:
+    codes = Stage(f"codes/{code_set}", inputs, notebook)
+    return [codes, *(Stage(f"prior/{kind}/{code_set}", (codes.key,), notebook) for kind in cfg.prior.kinds)]
+
+
+def _codebook_key(kind: str, method: str, k: int) -> str:
+    """The stage that makes the codebook (``kind``, ``method``, K): K-means and W2 one per K; the geodesic
+    ones one per VAE (one graph, every K); the decoder-aware ones one per VAE and method."""
+    if method in ("kmeans", "w2"):
+        return f"codebook/{kind}_{method}_K{k}"
+    if method == "geodesic":
+        return f"geodesic/{kind}"
+    return f"pullback/{kind}_{'pullback_vector' if method == 'pullback_position' else method}"
+
+
+def stages_of(cfg: Config) -> list[Stage]:
+    """Every stage the notebooks of ``cfg``'s profile load, before the two choices are made."""
+    p = cfg.prior
+    out = [Stage(f"vae/{kind}", (), "01") for kind in VAE_KINDS]
+    for kind in VAE_KINDS:
+        out += [Stage(f"codebook/{kind}_{m}_K{k}", (f"vae/{kind}",), "02") for m in ("kmeans", "w2") for k in _all_ks(cfg)]
+        out.append(Stage(f"geodesic/{kind}", (f"vae/{kind}",), "03"))
+        out += [Stage(f"pullback/{kind}_{m}", (f"vae/{kind}",), "07") for m in PULLBACK_METHODS if m != "pullback_position"]
+    for kind in p.vaes:
+        for method in p.methods:
+            for k in p.ks:
+                out += _prior_stages(CodeSet(kind, method, k).name, (f"vae/{kind}", _codebook_key(kind, method, k)), cfg,
+                                     "04")
+    for variant, k in _vqvae_runs(cfg):
+        inputs = ("vae/grid", "geodesic/grid") if variant == "hybrid" else ()
+        out.append(Stage(f"vqvae/{variant}_K{k}", inputs, "05"))
+    kmax = max(cfg.vqvae.ks)
+    out.append(Stage("choice/vqvae", tuple(f"vqvae/{v}_K{kmax}" for v in cfg.vqvae.variants), "05"))
+    for variant, k in _vqvae_runs(cfg):
+        if k != kmax:  # the small-K variants get priors whatever the choice (notebook 05)
+            out += _prior_stages(CodeSet("vqvae", variant, k).name, (f"vqvae/{variant}_K{k}",), cfg, "05")
+    grid_books = {m: _codebook_key("grid", m, kmax) for m in (*("kmeans", "w2", "geodesic"), *PULLBACK_METHODS)}
+    out.append(Stage("choice/a_posteriori", tuple(dict.fromkeys(["vae/grid", *grid_books.values()])), "06"))
+    out.append(Stage("classifier", (), "06"))
+    return out
+
+
+def after_choice(choice: str, value: str, cfg: Config, known: set[str]) -> list[Stage]:
+    """The stages that join the graph once ``choice`` is made (``value``: the chosen variant or method),
+    leaving out those already in it (``known``)."""
+    from .selection import compared_variants
+
+    kmax = max(cfg.vqvae.ks)
+    out: list[Stage] = []
+    if choice == "choice/vqvae":
+        for variant in compared_variants(value, cfg.vqvae.variants):
+            out += _prior_stages(CodeSet("vqvae", variant, kmax).name, (f"vqvae/{variant}_K{kmax}",), cfg, "05")
+    elif choice == "choice/a_posteriori":
+        if value not in cfg.prior.methods:
+            for k in cfg.prior.ks:
+                out += _prior_stages(CodeSet("grid", value, k).name, ("vae/grid", _codebook_key("grid", value, k)), cfg,
+                                     "06")
+        for method in dict.fromkeys([*cfg.prior.methods, value]):
+            out.append(Stage(f"adapted/{CodeSet('grid', method, kmax).name}",
+                             ("vae/grid", _codebook_key("grid", method, kmax)), "06"))
+    else:
+        raise ValueError(f"parameter 'choice' is {choice!r}; allowed: choice/vqvae, choice/a_posteriori")
+    # the stages a choice adds wait for it (it is done when they join), and only they do
+    return [Stage(s.key, (*s.inputs, choice), s.notebook) for s in out if s.key not in known]
+
+
+def stage_identity(stage: Stage, cfg: Config) -> tuple[str, ...] | None:
+    """The identities (:mod:`geohelpers.artifacts`) of what ``stage`` stores under ``cfg``: a stage is up to
+    date when its stored artifacts carry them. ``None`` for a choice, which stores nothing."""
+    from .stages import adaptation, codebooks, codes, priors, scoring, vaes, vqvaes
+
+    kind, arg = stage.kind, stage.arg
+    if kind == "vae":
+        return (vaes.vae_tag(arg, cfg),)
+    if kind == "codebook":
+        cs = CodeSet.parse(arg)
+        return (codebooks.codebook_tag(cs.source, cs.method, cs.k, cfg),)
+    if kind == "geodesic":
+        return tuple(codebooks.codebook_tag(arg, "geodesic", k, cfg) for k in _all_ks(cfg))
+    if kind == "pullback":
+        vae_kind, method = arg.split("_", 1)
+        methods = ("pullback_position", method) if method == "pullback_vector" else (method,)
+        return tuple(codebooks.codebook_tag(vae_kind, m, k, cfg) for m in methods for k in _all_ks(cfg))
+    if kind == "codes":
+        return (codes.code_identity(arg, cfg),)
+    if kind == "prior":
+        prior_kind, name = arg.split("/", 1)
+        return (priors.prior_tag(prior_kind, name, cfg),)
+    if kind == "vqvae":
+        cs = CodeSet.parse(f"vqvae_{arg}")
+        return (vqvaes.vqvae_tag(cs.method, cs.k, cfg),)
+    if kind == "classifier":
+        return (scoring.classifier_tag(cfg),)
+    if kind == "adapted":
+        return (adaptation.adapted_tag(CodeSet.parse(arg), cfg),)
+    return None
+
+
+def as_graph(stages: list[Stage]) -> nx.DiGraph:
+    """The stages as a directed graph, an edge from each input to the stage that needs it; an input that is
+    not a stage, or a cycle, raises ``ValueError`` naming it."""
+    g = nx.DiGraph()
+    for s in stages:
+        g.add_node(s.key, stage=s)
+    for s in stages:
+        for i in s.inputs:
+            if i not in g:
+                raise ValueError(f"stage {s.key!r} needs {i!r}, which is not a stage")
+            g.add_edge(i, s.key)
+    if not nx.is_directed_acyclic_graph(g):
+        raise ValueError(f"the stage graph has a cycle: {nx.find_cycle(g)}")
+    return g
+
+
+def for_notebooks(g: nx.DiGraph, notebooks: Iterable[str] | None) -> nx.DiGraph:
+    """The part of ``g`` that the notebooks numbered ``notebooks`` (``["01", "04"]``; ``None``: all) load:
+    the stages they load first, and every stage those need."""
+    if notebooks is None:
+        return g
+    wanted = {str(n)[:2] for n in notebooks}
+    keep = {key for key, data in g.nodes(data=True) if data["stage"].notebook in wanted}
+    for key in list(keep):
+        keep |= nx.ancestors(g, key)
+    return g.subgraph(keep).copy()
+
+
+def full_graph(cfg: Config, choices: Mapping[str, str]) -> nx.DiGraph:
+    """The whole graph once the choices are known (``{"choice/vqvae": "ema", ...}``), for tests and plans."""
+    stages = stages_of(cfg)
+    for choice in ("choice/vqvae", "choice/a_posteriori"):
+        if choice in choices:
+            stages += after_choice(choice, choices[choice], cfg, {s.key for s in stages})
+    return as_graph(stages)
+
+
+# --- one stage, in a worker ------------------------------------------------------------------------------
+
+_CACHE: dict[tuple, Any] = {}  # per worker process: MNIST, models and latents that several stages load
+
+
+def _cached(key: tuple, make: Any) -> Any:
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def _mnist(cfg: Config) -> Any:
+    from .data import load_mnist
+
+    return _cached(("mnist", repr(cfg.data)), lambda: load_mnist(cfg.data))
+
+
+def _vae(kind: str, cfg: Config) -> Any:
+    from .stages.vaes import train_vae, vae_tag
+
+    return _cached(("vae", vae_tag(kind, cfg)), lambda: train_vae(kind, cfg, _mnist(cfg)).model)
+
+
+def _latents(kind: str, cfg: Config) -> dict[str, Any]:
+    from .stages.vaes import encode_splits, vae_tag
+
+    return _cached(("latents", vae_tag(kind, cfg)),
+                   lambda: encode_splits({kind: _vae(kind, cfg)}, _mnist(cfg), cfg)[kind])
+
+
+def _pullback(kind: str, cfg: Config) -> Any:
+    from .stages.codebooks import pullback_metrics
+    from .stages.vaes import vae_tag
+
+    return _cached(("pullback", vae_tag(kind, cfg), repr(cfg.quantize)),
+                   lambda: pullback_metrics(_vae(kind, cfg), _latents(kind, cfg)["train"], cfg))
+
+
+def _codebook(kind: str, method: str, k: int, cfg: Config) -> Any:
+    from .stages.codebooks import fit_codebook, fit_geodesic_codebooks
+
+    train = _latents(kind, cfg)["train"]
+    if method == "geodesic":
+        return fit_geodesic_codebooks(kind, cfg, train, ks=_all_ks(cfg))[0][k]
+    if method == "pullback_geodesic":
+        pb = _pullback(kind, cfg)
+        return fit_geodesic_codebooks(kind, cfg, train, ks=_all_ks(cfg), method=method, metric=pb.metrics)[0][k]
+    if method.startswith("pullback"):
+        pb = _pullback(kind, cfg)
+        return fit_codebook(kind, method, k, cfg, train, pb.metrics, pb.vectors)[0]
+    return fit_codebook(kind, method, k, cfg, train)[0]
+
+
+def _vqvae(variant: str, k: int, cfg: Config) -> Any:
+    from .stages.vqvaes import train_vqvae
+
+    grid = _vae("grid", cfg) if variant == "hybrid" else None
+    start = _codebook("grid", "geodesic", k, cfg).codewords if variant == "hybrid" else None
+    return train_vqvae(variant, k, cfg, _mnist(cfg), grid, start)
+
+
+def _run(stage: Stage, cfg: Config) -> tuple[bool, Any]:
+    """Load or build one stage; returns whether anything was built, and a choice's value."""
+    from . import artifacts
+    from .stages import adaptation, codebooks, codes, priors, scoring, vaes
+
+    kind, arg = stage.kind, stage.arg
+    if kind == "vae":
+        t = vaes.train_vae(arg, cfg, _mnist(cfg))
+        return t.built_now, None
+    if kind == "codebook":
+        cs = CodeSet.parse(arg)
+        _, built = codebooks.fit_codebook(cs.source, cs.method, cs.k, cfg, _latents(cs.source, cfg)["train"])
+        return built, None
+    if kind == "geodesic":
+        books, seconds, _ = codebooks.fit_geodesic_codebooks(arg, cfg, _latents(arg, cfg)["train"], ks=_all_ks(cfg))
+        return bool(seconds), None
+    if kind == "pullback":
+        vae_kind, method = arg.split("_", 1)
+        train, pb = _latents(vae_kind, cfg)["train"], _pullback(vae_kind, cfg)
+        if method == "pullback_geodesic":
+            _, seconds, _ = codebooks.fit_geodesic_codebooks(vae_kind, cfg, train, ks=_all_ks(cfg), method=method,
+                                                             metric=pb.metrics)
+            return bool(seconds), None
+        built = [codebooks.fit_codebook(vae_kind, method, k, cfg, train, pb.metrics, pb.vectors)[1] for k in _all_ks(cfg)]
+        return any(built), None
+    if kind == "codes":
+        cs = CodeSet.parse(arg)
+        try:
+            codes.load_codes(cfg, cs.name)
+            return False, None  # stored with the identity this configuration gives
+        except (FileNotFoundError, artifacts.StaleArtifactError):
+            pass
+        if cs.source == "vqvae":
+            model = _vqvae(cs.method, cs.k, cfg).model
+            mnist = _mnist(cfg)
+            codes.save_codes(cfg, cs.name, **{s: model.encode_codes(getattr(mnist, f"{s}_x")).numpy()
+                                               for s in ("train", "val", "test")})
+        else:
+            codes.encode_and_save_codes(_codebook(cs.source, cs.method, cs.k, cfg), _vae(cs.source, cfg),
+                                        _latents(cs.source, cfg), cs.name, cfg)
+        return True, None
+    if kind == "prior":
+        prior_kind, name = arg.split("/", 1)
+        t = priors.train_prior(prior_kind, name, CodeSet.parse(name).k, cfg)
+        return t.built_now, None
+    if kind == "vqvae":
+        cs = CodeSet.parse(f"vqvae_{arg}")
+        return _vqvae(cs.method, cs.k, cfg).built_now, None
+    if kind == "classifier":
+        return scoring.train_classifier(cfg, _mnist(cfg)).built_now, None
+    if kind == "adapted":
+        cs = CodeSet.parse(arg)
+        t = adaptation.adapt_decoder(_codebook(cs.source, cs.method, cs.k, cfg), cs, _vae(cs.source, cfg),
+                                     _latents(cs.source, cfg), _mnist(cfg), cfg)
+        return t.built_now, None
+    if kind == "choice":
+        return False, _choose(arg, cfg)
+    raise ValueError(f"stage {stage.key!r}: unknown kind {kind!r}; allowed: {', '.join(sorted(RUNNERS))}")
+
+
+RUNNERS = ("vae", "codebook", "geodesic", "pullback", "codes", "prior", "vqvae", "classifier", "adapted", "choice")
+
+
+def _choose(arg: str, cfg: Config) -> str:
+    """The two choices of the book, on validation MSE, as notebooks 05 and 06 make them."""
+    import pandas as pd
+
+    from . import metrics, selection
+    from .evaluation import evaluate_vqvae
+
+    mnist, kmax = _mnist(cfg), max(cfg.vqvae.ks)
+    if arg == "vqvae":
+        rows = []
+        for variant in cfg.vqvae.variants:
+            t = _vqvae(variant, kmax, cfg)
+            val, _ = evaluate_vqvae(t.model, mnist.val_x)
+            rows.append({"method": f"VQ-VAE {variant}", "K": kmax, "val_mse_per_pixel": val["mse_per_pixel"]})
+        return selection.best_end_to_end(pd.DataFrame(rows), kmax)
+    vae, lat = _vae("grid", cfg), _latents("grid", cfg)
+    val = {}
+    for method in ("kmeans", "w2", "geodesic", *PULLBACK_METHODS):
+        cb = _codebook("grid", method, kmax, cfg)
+        codes = cb.encode_latents(vae, lat["val"].mu, lat["val"].sigma)
+        val[method] = {"val_mse_per_pixel": metrics.mse_per_pixel(mnist.val_x, cb.decode_images(vae, codes))}
+    return selection.select_on_validation(val, "val_mse_per_pixel")
+
+
+def run_stage(stage: Stage, profile: str, overrides: Mapping[str, Any], home: str | None = None) -> dict[str, Any]:
+    """Load or build ``stage`` in this process on one torch thread (a Dask task); returns its record: key,
+    status (``built``, ``loaded`` or ``failed``), seconds, worker, and a choice's value or the error."""
+    import torch
+
+    if home:
+        os.environ["GEOVQ_HOME"] = home
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    torch.set_num_threads(1)
+    record: dict[str, Any] = {"key": stage.key, "inputs": list(stage.inputs), "worker": socket.gethostname(),
+                              "pid": os.getpid(), "threads": torch.get_num_threads()}
+    t0 = time.perf_counter()
+    try:
+        built, value = _run(stage, resolve(profile, dict(overrides)))
+    except Exception as err:  # reported with the stage and its inputs; the graph goes on without it
+        return {**record, "status": "failed", "seconds": round(time.perf_counter() - t0, 2),
+                "error": "".join(traceback.format_exception_only(type(err), err)).strip(),
+                "traceback": traceback.format_exc(limit=8)}
+    return {**record, "status": "built" if built else "loaded", "value": value,
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+# --- the graph, on Dask ----------------------------------------------------------------------------------
+
+@dataclass
+class GraphReport:
+    """What :func:`build_graph` did: every stage's record (in completion order), the stages not run because
+    an input failed, the choices made, the workers, the wall time and the critical path."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)  # stage -> the failed input it waited for
+    choices: dict[str, str] = field(default_factory=dict)
+    workers: int = 0
+    wall_time_s: float = 0.0
+    critical_path: list[str] = field(default_factory=list)
+    critical_path_s: float = 0.0
+    finished: float = 0.0  # seconds since the epoch when the last stage ended
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["status"] == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"workers": self.workers, "wall_time_s": round(self.wall_time_s, 1), "finished": self.finished,
+                "critical_path_s": round(self.critical_path_s, 1), "critical_path": self.critical_path,
+                "choices": self.choices, "not_run": self.not_run,
+                "stages": [{k: v for k, v in r.items() if k != "traceback"} for r in self.records]}
+
+
+def critical_path(g: nx.DiGraph, seconds: Mapping[str, float]) -> tuple[list[str], float]:
+    """The chain of dependent stages with the largest sum of ``seconds``: no schedule on any number of
+    workers finishes the graph sooner than that sum."""
+    best: dict[str, tuple[float, list[str]]] = {}
+    for node in nx.topological_sort(g):
+        here = seconds.get(node, 0.0)
+        before = max((best[p] for p in g.predecessors(node)), default=(0.0, []), key=lambda t: t[0])
+        best[node] = (before[0] + here, [*before[1], node])
+    if not best:
+        return [], 0.0
+    total, path = max(best.values(), key=lambda t: t[0])
+    return path, total
+
+
+def build_graph(cfg: Config, overrides: Mapping[str, Any] | None = None, *, notebooks: Iterable[str] | None = None,
+                scheduler: str | None = None, workers: int | None = None, home: str | None = None, client: Any = None,
+                progress: bool = True) -> GraphReport:
+    """Load or build every stage of ``cfg``'s graph on Dask (see the module docstring); returns the report.
+
+    ``client``: an existing ``distributed.Client`` (the caller closes it); otherwise one is made for
+    ``scheduler``, or a ``LocalCluster`` of ``workers`` single-threaded processes (default: one per core).
+    ``home``: the ``$GEOVQ_HOME`` the stages read and write (default: this process's). ``notebooks``: only
+    what those notebooks load (:func:`for_notebooks`)."""
+    import dask
+    from distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
+
+    from .store import home as default_home
+
+    overrides = dict(overrides or {})
+    home = str(home or default_home())
+    notebooks = None if notebooks is None else [str(n)[:2] for n in notebooks]
+    g = for_notebooks(as_graph(stages_of(cfg)), notebooks)
+    report = GraphReport()
+    own = client is None
+    cluster = None
+    if own:
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            # non-daemonic workers: a stage may fork (the geodesic shortest paths' worker processes)
+            with dask.config.set({"distributed.worker.daemon": False}):
+                cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                       processes=True, dashboard_address=":0", silence_logs=40)
+            client = Client(cluster)
+    t0 = time.perf_counter()
+    try:
+        report.workers = len(client.scheduler_info()["workers"])
+        done: dict[str, dict] = {}
+        submitted: set[str] = set()
+        queue = as_completed()
+        bar = tqdm(total=g.number_of_nodes(), desc=f"stages ({cfg.profile})", disable=not progress)
+
+        def submit_ready() -> None:
+            for key in nx.topological_sort(g):
+                if key in submitted or key in report.not_run:
+                    continue
+                inputs = list(g.predecessors(key))
+                failed = [i for i in inputs if i in report.not_run or done.get(i, {}).get("status") == "failed"]
+                if failed:
+                    report.not_run[key] = failed[0]
+                    bar.update(1)
+                    continue
+                if all(i in done for i in inputs):
+                    submitted.add(key)
+                    queue.add(client.submit(run_stage, g.nodes[key]["stage"], cfg.profile, overrides, home,
+                                            key=f"stage-{key}-{time.time_ns()}", pure=False))
+
+        submit_ready()
+        for fut in queue:
+            rec = fut.result()
+            done[rec["key"]] = rec
+            report.records.append(rec)
+            bar.update(1)
+            if rec["status"] == "failed":
+                bar.write(f"[graph] stage {rec['key']} FAILED (inputs: {', '.join(rec['inputs']) or 'none'}): "
+                          f"{rec['error']}")
+            if rec["key"].startswith("choice/") and rec["status"] != "failed":
+                report.choices[rec["key"]] = rec["value"]
+                new = [st for st in after_choice(rec["key"], rec["value"], cfg, set(g.nodes))
+                       if notebooks is None or st.notebook in notebooks]
+                for s in new:
+                    g.add_node(s.key, stage=s)
+                for s in new:
+                    for i in s.inputs:
+                        g.add_edge(i, s.key)
+                bar.total += len(new)
+                bar.refresh()
+            submit_ready()
+        bar.close()
+    finally:
+        report.wall_time_s = time.perf_counter() - t0
+        report.finished = time.time()
+        if own:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    report.critical_path, report.critical_path_s = critical_path(g, {r["key"]: r["seconds"] for r in report.records})
+    return report

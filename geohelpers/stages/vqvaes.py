@@ -1,0 +1,90 @@
+"""Stage: end-to-end VQ-VAEs (``vqvae/<variant>_K<k>``), with the GridVAE's sizes, trained under the
+stopping rule by :func:`~geohelpers.stages.build.load_or_train`; the hybrid starts from the trained GridVAE
+and one of its a posteriori codebooks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import artifacts, metrics
+from ..config import Config
+from ..data import MNIST, Batches
+from ..models.vae import VAE
+from ..models.vqvae import VQVAE, fsq_levels
+from .build import Trained, load_or_train
+from .codebooks import codebook_tag
+from .vaes import vae_tag
+
+
+def vqvae_model(variant: str, k: int, cfg: Config) -> VQVAE:
+    """The VQ-VAE of a variant name (see :class:`~geohelpers.config.VQVAEConfig`), with the GridVAE's sizes."""
+    g, v = cfg.grid_vae, cfg.vqvae
+    base = "vanilla" if variant.startswith("vanilla") else ("fsq" if variant == "fsq" else "ema")
+    restart = variant in ("vanilla_restart", "ema_restart", "kmeans_init", "hybrid")
+    return VQVAE(g.channels, g.latent_dim, k, base, v.beta, v.decay, restart, v.restart_threshold,
+                 levels=fsq_levels(k) if base == "fsq" else None)
+
+
+def _hybrid_start(model: VQVAE, grid_vae: VAE, medoids: np.ndarray) -> None:
+    """Encoder (its mean half), decoder and codebook from the trained GridVAE and its geodesic medoids."""
+    d = model.quantizer.dim
+    enc = grid_vae.encoder.state_dict()
+    enc["1.weight"], enc["1.bias"] = enc["1.weight"][:d], enc["1.bias"][:d]
+    model.encoder.load_state_dict(enc)
+    model.decoder.load_state_dict(grid_vae.decoder.state_dict())
+    model.quantizer.init_codebook(torch.from_numpy(medoids).float())
+
+
+@torch.no_grad()
+def _kmeans_start(model: VQVAE, train: Batches, n_batches: int, seed: int) -> None:
+    from ..quantize.kmeans import kmeans
+
+    outs = [model.quantizer.flatten(model.encoder(xb)) for (xb,), _ in zip(train.epoch(0), range(n_batches))]
+    vectors = torch.cat(outs).numpy()
+    model.quantizer.init_codebook(torch.from_numpy(kmeans(vectors, model.k, seed=seed).centres))
+
+
+def vqvae_tag(variant: str, k: int, cfg: Config) -> str:
+    """Identity of a trained VQ-VAE; the hybrid's includes the GridVAE and the geodesic codebook it starts from."""
+    inputs = {"grid_vae": vae_tag("grid", cfg), "medoids": codebook_tag("grid", "geodesic", k, cfg)} \
+        if variant == "hybrid" else {}
+    return artifacts.identity(f"vqvae/{variant}_K{k}", cfg, ("vqvae", "grid_vae", "data"), inputs)
+
+
+def train_vqvae(variant: str, k: int, cfg: Config, data: MNIST, grid_vae: VAE | None = None,
+                medoids: np.ndarray | None = None) -> Trained[VQVAE]:
+    """Train one VQ-VAE variant at codebook size ``k`` (or load it when up to date).
+
+    After every epoch the codes of the validation images give the code usage and perplexity, so that
+    collapse is a curve. ``hybrid`` needs the trained GridVAE and the codewords (K, D) it starts from.
+    A run that stops on a non-finite loss is returned with ``diverged`` set.
+    """
+    v = cfg.vqvae
+    if variant == "hybrid" and (grid_vae is None or medoids is None):
+        raise ValueError("the hybrid variant needs 'grid_vae' and 'medoids'")
+
+    def prepare(model: VQVAE, train: Batches) -> None:
+        if variant == "kmeans_init":
+            _kmeans_start(model, train, v.kmeans_init_batches, cfg.seed)
+        if variant == "hybrid":
+            _hybrid_start(model, grid_vae, medoids)
+
+    def usage(m: torch.nn.Module, epoch: int, record: dict) -> dict:
+        stats = metrics.code_statistics(m.encode_codes(data.val_x).numpy(), k)
+        return {"val_usage": stats["usage"], "val_perplexity": stats["perplexity"]}
+
+    return load_or_train(
+        f"vqvae_{variant}_K{k}", vqvae_tag(variant, k, cfg), cfg, lambda: vqvae_model(variant, k, cfg),
+        lambda _: (Batches(data.train_x, batch_size=v.batch_size, shuffle=True, seed=cfg.seed),
+                   Batches(data.val_x, batch_size=cfg.data.eval_batch_size)),
+        max_epochs=v.max_epochs, lr=v.lr, desc=f"VQ-VAE {variant} K={k} epoch", prepare=prepare,
+        on_epoch_end=usage, tolerate_divergence=True)
+
+
+@torch.no_grad()
+def vqvae_decode(model: torch.nn.Module, codes: np.ndarray | torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Images of (N, H, W) code maps through a VQ-VAE's codebook and decoder."""
+    codes = torch.as_tensor(np.asarray(codes), dtype=torch.long)
+    return torch.cat([model.decode_codes(codes[s:s + batch_size]).cpu() for s in range(0, len(codes), batch_size)])
