@@ -232,7 +232,7 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
     from concurrent.futures import ThreadPoolExecutor
     from concurrent.futures import as_completed as as_completed_threads
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
     from tqdm import tqdm
 
     from .store import home
@@ -270,11 +270,9 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
         else:
             n = workers or os.cpu_count() or 1
             # dashboard_address ":0": the scheduler's HTTP server takes a free port, never another cluster's
-            import dask
+            from .graph import local_cluster
 
-            with dask.config.set({"distributed.worker.daemon": False}):  # a stage may fork (shortest paths)
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                       silence_logs=40)
+            cluster = local_cluster(n)
             client = Client(cluster)
         try:
             report.workers = len(client.scheduler_info()["workers"])

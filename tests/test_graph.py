@@ -112,3 +112,18 @@ def test_only_some_notebooks_need_only_their_stages_and_what_those_need():
     assert not any(k.startswith(("prior/", "vqvae/", "classifier", "choice/")) for k in beta_sweep)
     priors = graph.for_notebooks(g, ["04"])
     assert "prior/pixelcnn/grid_kmeans_K16" in priors and "vae/grid" in priors and "vqvae/ema_K32" not in priors
+
+
+def test_workers_run_on_one_thread_without_dasks_malloc_trim_threshold():
+    """Dask's default MALLOC_TRIM_THRESHOLD_=65536 made a single-threaded training step about twice as slow."""
+    from distributed import Client
+
+    with graph.local_cluster(1) as cluster, Client(cluster) as client:
+        env = client.submit(_environ, pure=False).result()
+    assert env == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _environ():
+    import os
+
+    return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
