@@ -211,37 +211,40 @@ def draw_generators(decoders: dict[str, object], cfg: Config, k: int, n: int, ti
 
 
 def pullback_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]], metrics: dict[str, PullbackMetrics],
-                       x_test: torch.Tensor, cfg: Config, times: "store.WallTimes",
+                       data: MNIST, cfg: Config, times: "store.WallTimes",
                        ) -> tuple[list[dict], dict[tuple[str, str, int], Codebook]]:
-    """Every decoder-aware codebook of the profile (each method, every K, each VAE), fitted or loaded, and
-    evaluated on the test images. The geodesic ones share one graph per VAE, as in notebook 03."""
+    """Every decoder-aware codebook of the profile (each method, every K, each VAE), fitted or loaded, with
+    its validation MSE per pixel (``val_mse_per_pixel``, what notebook 07 selects on) and its test metrics
+    (what it reports). The geodesic ones share one graph per VAE, as in notebook 03."""
     from tqdm import tqdm
 
     from .config import PULLBACK_METHODS
 
     rows, books = [], {}
     for name, vae in vaes.items():
-        kind, train, test = KIND_OF[name], lat[name]["train"], lat[name]["test"]
+        kind, train = KIND_OF[name], lat[name]["train"]
         for method in PULLBACK_METHODS:
             if method == "pullback_geodesic":
                 with times(f"fit {method}"):
                     fitted, _, _ = fit_geodesic_codebooks(kind, cfg, train, method=method, metric=metrics[name].metrics)
                 with times("evaluate"):
-                    test_codes, _, _ = geodesic_codes_all_k(fitted, vae, test)
+                    codes = {s: geodesic_codes_all_k(fitted, vae, lat[name][s])[0] for s in ("val", "test")}
                 for k, cb in fitted.items():
                     books[name, method, k] = cb
+                    val = evaluate_codes(cb, vae, codes["val"][k], data.val_x)["mse_per_pixel"]
                     rows.append({"VAE": name, "method": method, "K": k,
-                                 **evaluate_codes(cb, vae, test_codes[k], x_test),
+                                 **evaluate_codes(cb, vae, codes["test"][k], data.test_x), "val_mse_per_pixel": val,
                                  "fit_seconds": sum(cb.fit_seconds.values()), "lloyd_iterations": None})
                 continue
             for k in tqdm(cfg.quantize.ks, desc=f"{name} {method}"):
                 with times(f"fit {method}"):
                     cb, _ = fit_codebook(kind, method, k, cfg, train, metrics[name].metrics, metrics[name].vectors)
                 with times("evaluate"):
-                    res, _ = evaluate_codebook(cb, vae, test, x_test)
+                    res, _ = evaluate_codebook(cb, vae, lat[name]["test"], data.test_x)
+                    val, _ = evaluate_codebook(cb, vae, lat[name]["val"], data.val_x)
                 books[name, method, k] = cb
-                rows.append({"VAE": name, "method": method, "K": k, **res, "fit_seconds": cb.fit_seconds["kmeans"],
-                             "lloyd_iterations": cb.fit_seconds["iterations"]})
+                rows.append({"VAE": name, "method": method, "K": k, **res, "val_mse_per_pixel": val["mse_per_pixel"],
+                             "fit_seconds": cb.fit_seconds["kmeans"], "lloyd_iterations": cb.fit_seconds["iterations"]})
     return rows, books
 
 

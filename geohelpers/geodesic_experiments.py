@@ -168,3 +168,70 @@ def geodesic_variant(base: GeodesicCodebook, mu: np.ndarray, sigma: np.ndarray, 
     cb = GeodesicCodebook(**params)
     cb.landmarks, cb.diagnostics, cb.fit_seconds = base.landmarks, dict(base.diagnostics), {}
     return cb.fit_geodesics(mu, sigma, work.landmark_index, work.geodesics)
+
+
+class StraightLineMedoids(Codebook):
+    """The control of a geodesic codebook: K-medoids on the *same landmarks* with straight-line distances
+    in the same feature space, and each vector coded by its nearest medoid along a straight line.
+
+    For the geodesic codebook (features ``mu``) this is Euclidean K-medoids; for the decoder-aware
+    geodesic one (features ``L^T mu`` with ``G = L L^T`` the mean pullback metric) it is K-medoids under
+    the same metric with straight lines, ``d(a, b) = ||L^T (a - b)||``. Against the geodesic codebook it
+    isolates what the graph's paths change; against K-means (free centroids) what the medoid constraint
+    changes. The codewords are the medoids' ``mu``."""
+
+    method = "straight_line_medoids"
+
+    def __init__(self, base: GeodesicCodebook) -> None:
+        super().__init__(base.k, base.seed)
+        if base.landmarks is None:
+            raise ValueError("parameter 'base' is not fitted; allowed: a fitted geodesic codebook")
+        self.base = base
+        self.medoid_features: np.ndarray | None = None
+        self.loss: float | None = None
+
+    def _to_mu(self, features: np.ndarray) -> np.ndarray:
+        factor = getattr(self.base, "factor", None)
+        if factor is not None:  # the decoder-aware geodesic codebook's features are L^T mu
+            return (np.asarray(features, dtype=np.float64) @ np.linalg.inv(factor)).astype(np.float32)
+        return np.asarray(features[:, :self.base.codewords.shape[1]], dtype=np.float32)
+
+    def fit_on_landmarks(self) -> "StraightLineMedoids":
+        """K-medoids (the base's backend and seed) on the landmarks' pairwise straight-line distances."""
+        import time
+
+        from .quantize.kmedoids import kmedoids
+
+        t0 = time.perf_counter()
+        x = np.asarray(self.base.landmarks, dtype=np.float64)
+        sq = (x * x).sum(1)
+        d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0))
+        d = (d + d.T) / 2.0
+        np.fill_diagonal(d, 0.0)
+        res = kmedoids(d, self.k, self.base.backend, self.seed)
+        self.medoid_features = x[res.medoids].astype(np.float32)
+        self.codewords = self._to_mu(self.medoid_features)
+        self.loss = float(res.loss)
+        self.fit_seconds = {"kmedoids": time.perf_counter() - t0}
+        return self
+
+    def encode(self, mu: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
+        from .quantize.search import nearest
+
+        self._need_fit()
+        return nearest(self.medoid_features, self.base.features(mu, sigma))[1][:, 0].astype(np.int64)
+
+
+def medoid_control(base: GeodesicCodebook, vae: VAE, lat: dict[str, Latents], x_test: torch.Tensor,
+                   reference: Codebook | None = None, label: str = "geodesic K-medoids") -> list[dict]:
+    """Test rows of ``base`` (geodesic K-medoids, its own assignment), of :class:`StraightLineMedoids` on
+    the same landmarks, and of ``reference`` (K-means with free centroids, when given), each with its
+    test MSE and usage; ``MSE / geodesic`` is each row's test MSE over the geodesic codebook's."""
+    control = StraightLineMedoids(base).fit_on_landmarks()
+    books = {label: base, "straight-line K-medoids, same landmarks": control}
+    if reference is not None:
+        books["K-means (free centroids)"] = reference
+    rows = [{"codebook": name, **evaluate_codebook(cb, vae, lat["test"], x_test)[0]} for name, cb in books.items()]
+    for r in rows:
+        r["MSE / geodesic"] = r["mse_per_pixel"] / rows[0]["mse_per_pixel"]
+    return rows

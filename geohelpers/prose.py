@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .config import METHOD_LABELS, VARIANT_LABELS
-from .selection import best_end_to_end, mse_ratio, with_ratio_to_kmeans
+from .selection import best_end_to_end, mse_ratio, select_on_validation, with_ratio_to_kmeans
 
 
 class Prose:
@@ -114,15 +114,48 @@ def w2_summary(rows: pd.DataFrame, errors: pd.DataFrame) -> Prose:
                  f"At K = {int(rows['K'].max())}, " + "; ".join(parts) + ".")
 
 
-def geodesic_verdict(rows: pd.DataFrame) -> Prose:
-    """The geodesic codebook against K-means on mu at the same rate, over every (VAE, K)."""
+def geodesic_verdict(rows: pd.DataFrame, controls: Mapping[str, pd.DataFrame] | None = None,
+                     k: int | None = None) -> Prose:
+    """The geodesic codebook against K-means on mu at the same rate, over every (VAE, K); with
+    ``controls`` (per VAE, the rows of :func:`geohelpers.geodesic_experiments.medoid_control` at ``k``),
+    what the control separates: straight-line K-medoids on the same landmarks differs from geodesic
+    K-medoids only by the paths, and from K-means only by the medoid constraint."""
     ratio = mse_ratio(rows, "geodesic")
     head = "Against K-means on μ at the same fixed-length rate, the geodesic codebook's test MSE is"
     text = f"{head} {direction(ratio < 1)}: {_span(ratio)} times as large."
-    if (ratio > 1).all():
+    if controls:
+        text += " " + medoid_control_prose(controls, k, "geodesic K-medoids", "K-means on μ")
+    elif (ratio > 1).all():
         text += (" A hypothesis this notebook does not test: K-medoids must place its codewords on landmarks, and "
                  "it minimises path lengths rather than the squared error that the MSE rewards.")
     return Prose(text)
+
+
+def _effect(ratio: float, raise_: str, lower: str, change: str) -> str:
+    """What a thing does to the error, from ``ratio`` = error with it / error without it: ``raise_`` or
+    ``lower`` it by the percentage, or ``change`` it by less than 0.5%."""
+    if abs(ratio - 1) < 0.005:
+        return f"{change} the error by less than 0.5%"
+    return f"{raise_ if ratio > 1 else lower} the error by {abs(ratio - 1):.0%}"
+
+
+def medoid_control_prose(controls: Mapping[str, pd.DataFrame], k: int | None, geodesic: str, free: str) -> str:
+    """Per VAE: the test MSE of straight-line K-medoids on the same landmarks and of the free-centroid
+    codebook, each over that of the geodesic codebook, with what each comparison isolates."""
+    parts = []
+    for vae, table in controls.items():
+        t = table.set_index("codebook")["MSE / geodesic"]
+        straight = float(t.iloc[1])
+        part = (f"on the {vae}, straight-line K-medoids on the same landmarks reaches {straight:.2f} times the "
+                f"test MSE of {geodesic} (the paths along the graph {_effect(1 / straight, 'raise', 'lower', 'change')})")
+        if len(t) > 2:
+            free_ratio = float(t.iloc[2])
+            part += (f", and {free}, whose centroids need not be landmarks, {free_ratio:.2f} times (against "
+                     f"straight-line medoids, the medoid constraint "
+                     f"{_effect(straight / free_ratio, 'raises', 'lowers', 'changes')})")
+        parts.append(part)
+    at = f"At K = {k}, " if k is not None else ""
+    return at + "; ".join(parts) + "."
 
 
 def repair_summary(repairs: pd.DataFrame, k: int | None) -> Prose:
@@ -229,28 +262,41 @@ def fidelity_prose(table: pd.DataFrame, floor_fd: float, floor_is: float) -> Pro
                  f"{floor_is:.2f}).")
 
 
-def pullback_verdict(rows: pd.DataFrame, kmeans_rows: pd.DataFrame, k: int) -> tuple[Prose, dict[str, float]]:
-    """What the decoder's geometry buys over K-means on mu, per VAE at codebook size ``k``, and over K."""
+def pullback_verdict(rows: pd.DataFrame, kmeans_rows: pd.DataFrame, k: int,
+                     controls: Mapping[str, pd.DataFrame] | None = None) -> tuple[Prose, dict[str, float]]:
+    """What the decoder's geometry buys over K-means on mu, per VAE at codebook size ``k``, and over K.
+
+    The decoder-aware codebook reported per VAE is the one of lowest *validation* MSE at ``k``
+    (:func:`~geohelpers.selection.select_on_validation`, which refuses a test column); its test MSE is
+    then reported, once. The span over K is each K's validation-chosen codebook's ratio. ``controls``
+    (per VAE, :func:`geohelpers.geodesic_experiments.medoid_control` of the decoder-aware geodesic
+    codebook at ``k``) separate the paths from the medoid constraint under the same metric."""
     table = with_ratio_to_kmeans(rows, kmeans_rows)
     lines, numbers = [], {}
     for vae in dict.fromkeys(table["VAE"]):
-        at_k = table[(table["VAE"] == vae) & (table["K"] == k)]
-        best = at_k.loc[at_k["mse_per_pixel"].idxmin()]
+        at_k = table[(table["VAE"] == vae) & (table["K"] == k)].set_index("method", drop=False)
+        best = at_k.loc[select_on_validation(at_k, "val_mse_per_pixel")]
         ratio = float(best["MSE / K-means"])
         word = compared(ratio)
-        lines.append(f"On the {vae} at K = {k}, the best decoder-aware codebook ({METHOD_LABELS[best['method']]}) "
-                     f"has test MSE {best['mse_per_pixel']:.5f}, {ratio:.2f} times that of K-means on μ "
-                     f"({abs(1 - ratio):.0%} {word}).")
+        lines.append(f"On the {vae} at K = {k}, the decoder-aware codebook chosen on validation "
+                     f"({METHOD_LABELS[best['method']]}) has test MSE {best['mse_per_pixel']:.5f}, {ratio:.2f} times "
+                     f"that of K-means on μ ({abs(1 - ratio):.0%} {word}).")
         numbers[f"{vae[:4].lower()}_pullback_ratio"] = ratio
-        every = table[table["VAE"] == vae].groupby("K")["MSE / K-means"].min()
-        lines.append(f"Over every K the best decoder-aware ratio to K-means is {span_text(every.min(), every.max())}.")
+        mine_k = table[table["VAE"] == vae]
+        every = pd.Series({kk: float(g.set_index("method").loc[select_on_validation(g.set_index("method"), "val_mse_per_pixel"),
+                                                                 "MSE / K-means"]) for kk, g in mine_k.groupby("K")})
+        lines.append(f"Over every K the validation-chosen decoder-aware codebook's ratio to K-means is "
+                     f"{span_text(every.min(), every.max())}.")
         mine = table[table["VAE"] == vae].pivot_table(index="K", columns="method", values="mse_per_pixel")
         if {"pullback_geodesic", "pullback_mean"} <= set(mine.columns):
             geo = mine["pullback_geodesic"] / mine["pullback_mean"]
             where = direction(geo < 1, "better", "worse")
-            lines.append(f"Graph geodesics under the mean metric reach {_span(geo)} times the MSE of straight lines "
-                         f"in it (K-means under the same metric): they are {where}.")
+            lines.append(f"Geodesic K-medoids under the mean metric reaches {_span(geo)} times the MSE of K-means "
+                         f"under the same metric: it is {where}; this mixes the paths with the medoid constraint.")
             numbers[f"{vae[:4].lower()}_geodesic_over_straight_max"] = float(geo.max())
+        if controls and vae in controls:
+            lines.append(medoid_control_prose({vae: controls[vae]}, k, "geodesic K-medoids under the mean pullback "
+                                              "metric", "K-means under that metric"))
         if {"pullback_vector", "pullback_position"} <= set(mine.columns):
             own = mine["pullback_vector"] / mine["pullback_position"]
             where = direction(own < 1)

@@ -210,3 +210,24 @@ def test_a_code_set_is_a_value_with_one_name():
     for bad in ("grid_kmeans", "grid_kmeans_Kx", "disk_kmeans_K8"):
         with pytest.raises(ValueError, match="code set"):
             CodeSet.parse(bad)
+
+
+def test_straight_line_medoids_equal_geodesic_medoids_where_the_data_are_straight_and_differ_on_a_spiral():
+    """On collinear points the k-NN graph's geodesics are the straight-line distances, so the control
+    (K-medoids with straight lines on the same landmarks) finds the geodesic codebook's medoids; on a
+    spiral, paths along the data and straight lines disagree, and so do the medoids."""
+    from geohelpers.quantize.codebook import GeodesicCodebook
+
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.uniform(0, 1, 600))
+    line = np.stack([t, 2 * t], 1).astype(np.float32)
+    base = GeodesicCodebook(6, seed=0, n_landmarks=300, knn=4, n_jobs=1).fit(line, np.ones_like(line))
+    control = geodesic_experiments.StraightLineMedoids(base).fit_on_landmarks()
+    # the same medoids, up to a neighbouring landmark where float sums break a near-tie (spacing ~0.007)
+    assert np.allclose(np.sort(control.codewords, 0), np.sort(base.codewords, 0), atol=0.01)
+    theta = 3 * np.pi * t
+    spiral = np.stack([theta * np.cos(theta), theta * np.sin(theta)], 1).astype(np.float32)
+    base = GeodesicCodebook(6, seed=0, n_landmarks=300, knn=4, n_jobs=1).fit(spiral, np.ones_like(spiral))
+    control = geodesic_experiments.StraightLineMedoids(base).fit_on_landmarks()
+    assert not np.allclose(np.sort(control.codewords, 0), np.sort(base.codewords, 0), atol=0.1)
+    assert (control.encode(spiral) != base.encode(spiral)).mean() > 0.05
