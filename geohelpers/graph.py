@@ -477,8 +477,11 @@ def build_graph(cfg: Config, overrides: Mapping[str, Any] | None = None, *, note
                     continue
                 if all(i in done for i in inputs):
                     submitted.add(key)
+                    # a free worker takes the ready stage with the most stages waiting on it: the chain to
+                    # the choices and the priors starts first, the leaves fill the gaps
                     queue.add(client.submit(run_stage, g.nodes[key]["stage"], cfg.profile, overrides, home,
-                                            key=f"stage-{key}-{time.time_ns()}", pure=False))
+                                            key=f"stage-{key}-{time.time_ns()}", pure=False,
+                                            priority=len(nx.descendants(g, key))))
 
         submit_ready()
         for fut in queue:
