@@ -5,6 +5,7 @@ here: the rows come from :mod:`geohelpers.selection` or straight from the result
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -69,7 +70,7 @@ def styled(df: pd.DataFrame, formats: Mapping[str, str] | None = None, index: bo
     index too when it is shown), whole-number columns as integers, and the other numbers with ``formats``
     when given for a column, else ``precision`` digits after the point when given, else the book's format of
     that column (:data:`FORMATS`), else four significant digits; missing values as ``na_rep``; no index
-    unless asked."""
+    unless asked. A table with a wall-time column (a label with "(s)") carries :func:`pace_caption`."""
     df = df.infer_objects()  # numbers held in object columns (a transposed table) format as numbers
     explicit = {**FORMATS, **(formats or {})} if precision is None else dict(formats or {})
     fmt: dict[Any, str] = {}
@@ -81,12 +82,33 @@ def styled(df: pd.DataFrame, formats: Mapping[str, str] | None = None, index: bo
         elif pd.api.types.is_float_dtype(df[column]):
             fmt[column] = f"{{:.{precision}f}}" if precision is not None else "{:.4g}"
     view = df.style.format(fmt, na_rep=na_rep)
-    view = view.relabel_index([label(c) for c in df.columns], axis="columns")
+    labels = [label(c) for c in df.columns]
+    view = view.relabel_index(labels, axis="columns")
+    if any("(s)" in str(name) for name in labels):  # a wall time is never shown without the machine's pace
+        view = view.set_caption(pace_caption())
     if not index:
         return view.hide(axis="index")
     if df.index.nlevels == 1:
         view = view.relabel_index([label(i) for i in df.index], axis="index")
     return view
+
+
+@lru_cache(maxsize=1)
+def reference_seconds() -> float:
+    """The reference workload of the run that timed this notebook's trainings: the runner's (passed in
+    ``$GEOVQ_REFERENCE_WORKLOAD_S``), else timed here once (50 standard GridVAE steps on one thread)."""
+    import os
+
+    from .train import REFERENCE_ENV, reference_workload
+
+    given = os.environ.get(REFERENCE_ENV)
+    return float(given) if given else reference_workload()
+
+
+def pace_caption() -> str:
+    """The caption of a table of wall times: the machine's pace when they were measured."""
+    return (f"Wall times on this machine; its reference workload (50 standard GridVAE training steps on one "
+            f"thread) took {reference_seconds():.2f} s in the run that timed them. Compare times only with it.")
 
 
 def prior_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

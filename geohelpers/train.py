@@ -308,3 +308,49 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
             files.write_artifact(path, buffer.getvalue(), made_by=tag or "an untagged checkpoint")
     model.eval().to("cpu")
     return history
+
+
+#: The environment variable through which the runner passes its reference workload to the notebooks.
+REFERENCE_ENV = "GEOVQ_REFERENCE_WORKLOAD_S"
+
+
+def reference_workload(steps: int = 50, batch_size: int = 128, warmup: int = 3, threads: int = 1) -> float:
+    """Seconds for ``steps`` training steps of the standard profile's GridVAE on fixed random images, on
+    ``threads`` torch threads (one, as every stage of the graph runs): a workload that never changes, timed
+    beside every book run, so that a reader can tell a slow machine from a slow book (machines of one kind
+    differ by up to 2x from day to day). Records before the stage graph timed it on two threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _reference_steps(steps, batch_size, warmup)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _reference_steps(steps: int, batch_size: int, warmup: int) -> float:
+    import torch
+
+    from .config import resolve
+    from .models.vae import build_vae
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(batch_size, 1, 28, 28, generator=gen)
+    torch.manual_seed(0)
+    cfg = resolve("standard").grid_vae
+    model = build_vae("grid", cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    def step() -> None:
+        loss, _ = model.loss((x,))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return time.perf_counter() - t0

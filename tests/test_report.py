@@ -388,3 +388,14 @@ def test_the_medoid_control_sentence_follows_its_numbers():
     assert "A hypothesis" in prose.geodesic_verdict(rows).text
     measured = prose.geodesic_verdict(rows, {"GridVAE": control(0.8, 0.6)}, 512).text
     assert "A hypothesis" not in measured and "straight-line K-medoids on the same landmarks" in measured
+
+
+def test_a_table_of_wall_times_carries_the_reference_workload(monkeypatch):
+    from geohelpers.train import REFERENCE_ENV
+
+    tables.reference_seconds.cache_clear()
+    monkeypatch.setenv(REFERENCE_ENV, "2.345")
+    timed = tables.styled(pd.DataFrame({"method": ["a"], "train_seconds": [12.0]})).to_html()
+    assert "reference workload" in timed and "2.35 s" in timed
+    assert "reference workload" not in tables.styled(pd.DataFrame({"method": ["a"], "usage": [0.5]})).to_html()
+    tables.reference_seconds.cache_clear()

@@ -91,7 +91,12 @@ def test_the_reference_workload_runs_and_is_printed_beside_the_total(monkeypatch
     monkeypatch.setattr(run, "execute", lambda paths, profile, overrides, force=False: [])
     run.main(["--profile", "quick", "--no-book", "--only", "01"])
     out = capsys.readouterr().out
-    assert "reference workload (50 standard GridVAE training steps, batch 128): 1.25 s" in out
+    assert "reference workload (50 standard GridVAE training steps, batch 128, one thread): 1.25 s" in out
+    import torch
+
+    threads = torch.get_num_threads()
+    REFERENCE_WORKLOAD(steps=1, batch_size=2, warmup=0, threads=2)
+    assert torch.get_num_threads() == threads  # timed on its own threads, the caller's are restored
     assert out.rstrip().splitlines()[-1].split()[:3] == ["reference", "workload", "1.25"]
 
 
