@@ -89,11 +89,18 @@ def stages_of(cfg: Config) -> list[Stage]:
         out += [Stage(f"codebook/{kind}_{m}_K{k}", (f"vae/{kind}",), "02") for m in ("kmeans", "w2") for k in _all_ks(cfg)]
         out.append(Stage(f"geodesic/{kind}", (f"vae/{kind}",), "03"))
         out += [Stage(f"pullback/{kind}_{m}", (f"vae/{kind}",), "07") for m in PULLBACK_METHODS if m != "pullback_position"]
+    # notebooks 02 and 03 store the code maps of every K-means, W2 and geodesic codebook
+    for kind in VAE_KINDS:
+        for method in ("kmeans", "w2", "geodesic"):
+            for k in cfg.quantize.ks:
+                out.append(Stage(f"codes/{CodeSet(kind, method, k).name}", (f"vae/{kind}", _codebook_key(kind, method, k)),
+                                 "02" if method != "geodesic" else "03"))
     for kind in p.vaes:
         for method in p.methods:
             for k in p.ks:
                 out += _prior_stages(CodeSet(kind, method, k).name, (f"vae/{kind}", _codebook_key(kind, method, k)), cfg,
                                      "04")
+    out = list({s.key: s for s in reversed(out)}.values())[::-1]  # a code set listed twice: its first owner
     for variant, k in _vqvae_runs(cfg):
         inputs = ("vae/grid", "geodesic/grid") if variant == "hybrid" else ()
         out.append(Stage(f"vqvae/{variant}_K{k}", inputs, "05"))

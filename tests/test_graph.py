@@ -127,3 +127,15 @@ def _environ():
     import os
 
     return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def test_the_standard_graph_stores_the_code_maps_of_every_codebook_notebooks_02_and_03_store():
+    """At standard the priors' K are a subset of the codebooks' K: the graph still stores every code set
+    notebooks 02 and 03 store, so those notebooks write nothing (found on a standard run: K = 64, 256)."""
+    cfg = resolve("standard")
+    g = graph.as_graph(graph.stages_of(cfg))
+    want = {f"codes/{CodeSet(kind, m, k).name}" for kind in ("flat", "grid") for m in ("kmeans", "w2", "geodesic")
+            for k in cfg.quantize.ks}
+    assert want <= set(g.nodes), sorted(want - set(g.nodes))
+    assert g.nodes["codes/grid_geodesic_K64"]["stage"].notebook == "03"
+    assert "codes/grid_kmeans_K512" in graph.for_notebooks(g, ["04"])
