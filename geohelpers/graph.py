@@ -32,7 +32,6 @@ from .artifacts import CodeSet
 from .config import PULLBACK_METHODS, Config, resolve
 
 VAE_KINDS = ("flat", "grid")
-VAE_NAMES = {"flat": "FlatVAE", "grid": "GridVAE"}
 
 
 @dataclass(frozen=True)
