@@ -5,18 +5,22 @@ is rebuilt. The identity is a hash of
 
 - what it is (``kind``, e.g. ``"vae/grid"``, ``"codebook/grid/kmeans/K512"``),
 - the config sections that shape it (always with the seed and the stopping rule),
-- the source of every module of ``geohelpers`` that can shape an artifact (all of them but
-  :data:`NOT_IN_IDENTITY`, which run notebooks or draw tables, figures and pages),
+- the source of the modules that make it: the stage module that names it and every module of the package
+  it imports, directly or through others (:func:`import_closure`; never one of :data:`NOT_IN_IDENTITY`,
+  which run notebooks or draw tables, figures and pages, and which a stage cannot import),
 - the versions of the libraries that compute it (:data:`LIBRARIES`),
 - the identities of its inputs (the VAE a codebook quantizes, the codebook a code map comes from, the
   code map a prior is trained on).
 
 So a change to ``train.py``, ``data.py`` or ``quantize/kmeans.py``, a new torch, or other code maps
-retrain what depends on them, and nothing can pair a prior with another configuration's codebook.
+retrain what depends on them, and nothing can pair a prior with another configuration's codebook; a
+change to what only *evaluates* artifacts (``evaluation.py``, the notebooks' experiments, the graph)
+retrains nothing, so a long build survives an edit of the book's analysis.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import subprocess
@@ -121,10 +125,66 @@ def modules_digest(exclude: Iterable[str] = NOT_IN_IDENTITY, only: Iterable[str]
     return h.hexdigest()
 
 
-@lru_cache(maxsize=1)
-def source_digest() -> str:
-    """Hash of the source of every module that can shape an artifact (all but :data:`NOT_IN_IDENTITY`)."""
-    return modules_digest()[:16]
+def _imported(path: Path) -> set[str]:
+    """The package modules (paths relative to the package, ``stages/vaes.py``) that the module at ``path``
+    imports anywhere in its source (function-level imports included): ``from .x import y``, ``from . import
+    x``, ``from ..models.vae import VAE`` and ``import geohelpers.x``. A package imported as such (``from
+    ..models import VAE``) counts as its ``__init__.py``."""
+    root = PACKAGE_ROOT
+    here = path.relative_to(root).parent
+    out: set[str] = set()
+
+    def add(parts: list[str], names: list[str]) -> None:
+        base = root.joinpath(*parts)
+        if base.with_suffix(".py").is_file():
+            out.add(base.with_suffix(".py").relative_to(root).as_posix())
+            return
+        if not base.is_dir():
+            return
+        for name in names:  # ``from pkg import module`` or ``from pkg import function``
+            if (base / f"{name}.py").is_file():
+                out.add((base / f"{name}.py").relative_to(root).as_posix())
+            elif (base / name / "__init__.py").is_file():
+                out.add((base / name / "__init__.py").relative_to(root).as_posix())
+            elif (base / "__init__.py").is_file():
+                out.add((base / "__init__.py").relative_to(root).as_posix())
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            names = [a.name for a in node.names]
+            if node.level:
+                parts = list(here.parts)[:len(here.parts) - (node.level - 1)] if node.level > 1 else list(here.parts)
+                add([*parts, *(node.module.split(".") if node.module else [])], names)
+            elif node.module and node.module.split(".")[0] == root.name:
+                add(node.module.split(".")[1:], names)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == root.name:
+                    add(a.name.split(".")[1:], [])
+    return out
+
+
+def import_closure(module: str) -> list[str]:
+    """The package modules whose source shapes what ``module`` (``geohelpers.stages.vaes``, or its path in
+    the package, ``stages/vaes.py``) computes: it and every package module it imports, transitively
+    (:func:`_imported`), sorted. Modules of :data:`NOT_IN_IDENTITY` never enter it."""
+    rel = module if module.endswith(".py") else "/".join(module.split(".")[1:]) + ".py"
+    seen: set[str] = set()
+    todo = [rel]
+    while todo:
+        m = todo.pop()
+        if m in seen or m in NOT_IN_IDENTITY:
+            continue
+        seen.add(m)
+        todo += sorted(_imported(PACKAGE_ROOT / m) - seen)
+    return sorted(seen)
+
+
+@lru_cache(maxsize=None)
+def source_digest(module: str | None = None) -> str:
+    """Hash of the source that can shape an artifact: with ``module`` (a stage module), of its import closure
+    (:func:`import_closure`); without, of every module but :data:`NOT_IN_IDENTITY`."""
+    return modules_digest(only=import_closure(module) if module else None)[:16]
 
 
 @lru_cache(maxsize=1)
@@ -134,13 +194,14 @@ def library_versions() -> dict[str, str]:
     return versions_of(LIBRARIES)
 
 
-def identity(kind: str, cfg: Config, sections: Iterable[str] = (), inputs: Mapping[str, str] | None = None,
-             **params: object) -> str:
+def identity(kind: str, cfg: Config, sections: Iterable[str] = (), inputs: Mapping[str, str] | None = None, *,
+             module: str, **params: object) -> str:
     """The identity of one artifact: ``kind`` plus a hash of its config ``sections`` (with ``seed`` and
-    ``training``), extra ``params``, the package source, the library versions and its ``inputs``'
-    identities."""
+    ``training``), extra ``params``, the source of ``module`` (the stage module that makes it, its
+    ``__name__``) and of everything it imports (:func:`source_digest`), the library versions and its
+    ``inputs``' identities."""
     names = sorted({*sections, "seed", "training"})
-    payload = {"kind": kind, "config": cfg.digest(*names), "params": params, "source": source_digest(),
+    payload = {"kind": kind, "config": cfg.digest(*names), "params": params, "source": source_digest(module),
                "libraries": library_versions(), "inputs": dict(sorted((inputs or {}).items()))}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{kind}@{digest}"

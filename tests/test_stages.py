@@ -150,7 +150,7 @@ def test_an_artifact_whose_identity_differs_is_rebuilt_not_loaded(monkeypatch):
     assert stages.codes.code_identity("grid_kmeans_K16", other_cfg) != base["codes"]
     # a stopping-rule change retrains every model
     assert stages.vaes.vae_tag("grid", resolve("quick", {"training.patience": 5})) != base["vae"]
-    monkeypatch.setattr(artifacts, "source_digest", lambda: "another source")
+    monkeypatch.setattr(artifacts, "source_digest", lambda module=None: "another source")
     assert stages.vaes.vae_tag("grid", cfg) != base["vae"]
     monkeypatch.undo()
     monkeypatch.setattr(artifacts, "library_versions", lambda: {"torch": "0.0"})
@@ -177,6 +177,46 @@ def test_the_whole_package_source_enters_identities_but_presentation_does_not():
 
     assert {"train.py", "data.py", "metrics.py", "files.py"}.isdisjoint(artifacts.NOT_IN_IDENTITY)
     assert {"selection.py", "prose.py", "tables.py"} <= artifacts.RESULTS_ONLY and len(artifacts.source_digest()) == 16
+
+
+def test_an_identity_covers_the_source_its_stage_imports_and_nothing_else():
+    """A VAE's identity hashes the modules its stage imports, transitively (its model, the training loop,
+    the data), and not what only evaluates artifacts (``evaluation.py``) or makes other artifacts (priors)."""
+    from geohelpers import artifacts
+
+    vae = artifacts.import_closure("geohelpers.stages.vaes")
+    assert {"stages/vaes.py", "stages/build.py", "models/vae.py", "train.py", "data.py", "config.py"} <= set(vae)
+    assert not {"evaluation.py", "graph.py", "stages/priors.py", "models/pixelcnn.py"} & set(vae)
+    prior = artifacts.import_closure("geohelpers.stages.priors")
+    assert {"models/pixelcnn.py", "models/transformer.py", "stages/codes.py"} <= set(prior)
+    for module in ("geohelpers.stages." + m for m in ("vaes", "codebooks", "codes", "priors", "vqvaes", "scoring",
+                                                       "adaptation")):
+        assert not artifacts.NOT_IN_IDENTITY & set(artifacts.import_closure(module)), module
+        assert "evaluation.py" not in artifacts.import_closure(module), module
+
+
+def test_editing_an_imported_module_changes_the_identity_and_editing_evaluation_does_not(tmp_path, monkeypatch):
+    """On a copy of the package: an edit of ``models/vae.py`` changes the VAE stage's source digest, an edit
+    of ``evaluation.py`` does not."""
+    import shutil
+
+    from geohelpers import artifacts
+
+    pkg = tmp_path / "geohelpers"
+    shutil.copytree(artifacts.PACKAGE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(artifacts, "PACKAGE_ROOT", pkg)
+    monkeypatch.setattr(artifacts, "package_modules", lambda: sorted(pkg.rglob("*.py")))
+
+    def digest() -> str:
+        artifacts.source_digest.cache_clear()
+        return artifacts.source_digest("geohelpers.stages.vaes")
+
+    before = digest()
+    (pkg / "evaluation.py").write_text((pkg / "evaluation.py").read_text() + "\n# an edit\n")
+    assert digest() == before
+    (pkg / "models" / "vae.py").write_text((pkg / "models" / "vae.py").read_text() + "\n# an edit\n")
+    assert digest() != before
+    artifacts.source_digest.cache_clear()
 
 
 def test_every_decoder_aware_codebook_is_fitted_from_the_pullback_metrics_and_reloads(small, tmp_home):

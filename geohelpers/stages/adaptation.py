@@ -52,7 +52,7 @@ def adapted_tag(code_set: artifacts.CodeSet, cfg: Config) -> str:
     c = cfg.comparison
     return artifacts.identity(f"adapted/{code_set.name}", cfg, ("data",),
                               {"codebook": codebook_tag(code_set.source, code_set.method, code_set.k, cfg)},
-                              max_epochs=c.adapt_max_epochs, lr=c.adapt_lr)
+                              max_epochs=c.adapt_max_epochs, lr=c.adapt_lr, module=__name__)
 
 
 def adapt_decoder(cb: Codebook, code_set: artifacts.CodeSet, vae: VAE, lat: dict[str, Latents], data: MNIST,

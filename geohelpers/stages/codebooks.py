@@ -23,7 +23,7 @@ def codebook_tag(kind: str, method: str, k: int, cfg: Config) -> str:
     """Identity of a fitted codebook: the VAE it quantizes, its method, K, parameters and code."""
     params = {name: v for name, v in cfg.to_dict()["quantize"].items()  # the pullback_* parameters shape
               if name != "ks" and (method.startswith("pullback") or not name.startswith("pullback_"))}  # only those
-    return artifacts.identity(f"codebook/{kind}_{method}_K{k}", cfg, (), {"vae": vae_tag(kind, cfg)}, **params)
+    return artifacts.identity(f"codebook/{kind}_{method}_K{k}", cfg, (), {"vae": vae_tag(kind, cfg)}, **params, module=__name__)
 
 
 def codebook_path(kind: str, method: str, k: int, cfg: Config) -> Path:

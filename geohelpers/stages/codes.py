@@ -24,7 +24,7 @@ def code_identity(name: str, cfg: Config) -> str:
     cs = artifacts.CodeSet.parse(name)
     inputs = {"vqvae": vqvae_tag(cs.method, cs.k, cfg)} if cs.source == "vqvae" else \
         {"codebook": codebook_tag(cs.source, cs.method, cs.k, cfg)}
-    return artifacts.identity(f"codes/{name}", cfg, ("data",), inputs)
+    return artifacts.identity(f"codes/{name}", cfg, ("data",), inputs, module=__name__)
 
 
 def save_codes(cfg: Config, name: str, **splits: np.ndarray) -> Path:

@@ -31,7 +31,8 @@ def prior_model(kind: str, k: int, shape: tuple[int, ...], cfg: Config) -> CodeP
 
 def prior_tag(kind: str, codes_name: str, cfg: Config) -> str:
     """Identity of a prior: its config section, the seed, and the identity of the code maps it models."""
-    return artifacts.identity(f"prior/{kind}_{codes_name}", cfg, ("prior",), {"codes": code_identity(codes_name, cfg)})
+    return artifacts.identity(f"prior/{kind}_{codes_name}", cfg, ("prior",), {"codes": code_identity(codes_name, cfg)},
+                              module=__name__)
 
 
 def train_prior(kind: str, codes_name: str, k: int, cfg: Config,

@@ -17,7 +17,7 @@ def classifier_tag(cfg: Config) -> str:
     """Identity of the classifier: the data, the seed and its training parameters."""
     c = cfg.comparison
     return artifacts.identity("classifier", cfg, ("data",), max_epochs=c.classifier_max_epochs,
-                              batch_size=c.classifier_batch_size, lr=c.classifier_lr)
+                              batch_size=c.classifier_batch_size, lr=c.classifier_lr, module=__name__)
 
 
 def train_classifier(cfg: Config, data: MNIST) -> Trained[torch.nn.Module]:

@@ -23,7 +23,7 @@ KIND_OF = {"FlatVAE": "flat", "GridVAE": "grid"}
 
 def vae_tag(kind: str, cfg: Config) -> str:
     """Identity of a trained VAE (:func:`~geohelpers.artifacts.identity`): its config section and the data."""
-    return artifacts.identity(f"vae/{kind}", cfg, (f"{kind}_vae", "data"))
+    return artifacts.identity(f"vae/{kind}", cfg, (f"{kind}_vae", "data"), module=__name__)
 
 
 def train_vae(kind: str, cfg: Config, data: MNIST) -> Trained[VAE]:

@@ -50,7 +50,7 @@ def vqvae_tag(variant: str, k: int, cfg: Config) -> str:
     """Identity of a trained VQ-VAE; the hybrid's includes the GridVAE and the geodesic codebook it starts from."""
     inputs = {"grid_vae": vae_tag("grid", cfg), "medoids": codebook_tag("grid", "geodesic", k, cfg)} \
         if variant == "hybrid" else {}
-    return artifacts.identity(f"vqvae/{variant}_K{k}", cfg, ("vqvae", "grid_vae", "data"), inputs)
+    return artifacts.identity(f"vqvae/{variant}_K{k}", cfg, ("vqvae", "grid_vae", "data"), inputs, module=__name__)
 
 
 def train_vqvae(variant: str, k: int, cfg: Config, data: MNIST, grid_vae: VAE | None = None,
