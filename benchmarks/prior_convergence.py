@@ -5,11 +5,12 @@ The standard profile caps the priors at three epochs (notebook 04), and their sa
 stored code set, under the training loop's stopping rule (``training.patience`` / ``min_delta``) with a
 high cap, and scores its samples as notebook 06 does: ``--n`` samples per temperature, decoded through
 the code set's codebook and the VAE's decoder, Frechet distance and Inception Score on the book's MNIST
-classifier (trained here under the same rule), beside the real-data floor (as many training images).
+classifier, beside the real-data floor (as many training images).
 
-The classifier is trained here with the torch threads given: on one thread it is the book's own (the
-figures of record were computed single-threaded; its real-data floor then equals notebook 06's), on two
-its weights, and so every FD, differ. Compare FDs only under one classifier (one thread count).
+The classifier is the book's own: its checkpoint is copied from ``--artifacts`` with the rest and loaded
+by its identity (one classifier per profile and seed, so every FD of a run is under one scorer). Only
+when the run has none is it trained here, with the torch threads given: on one thread it is the book's
+(the stages train on one thread), on two its weights, and so every FD, differ.
 
 It works on copies: the VAE, codebook and code maps are copied from ``--artifacts`` (a standard run's
 ``artifacts/standard``, up to date for this code) into a scratch home, so that the book's own prior
@@ -76,7 +77,7 @@ def _measure(args: argparse.Namespace, src: Path, home: Path) -> str:
     dst = home / "artifacts" / "standard"
     name = f"{args.vae}_{args.method}_K{args.k}"
     for rel in [f"vae_{args.vae}.pt", f"codes/{name}.npz", *(p.relative_to(src).as_posix()
-                for p in src.glob(f"codebooks/{name}_*.npz"))]:
+                for p in src.glob(f"codebooks/{name}_*.npz")), *(["classifier.pt"] if (src / "classifier.pt").exists() else [])]:
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / rel, dst / rel)
         if files.digest_path(src / rel).exists():  # its digest travels with it, so the copy is verified too
@@ -108,8 +109,9 @@ def _measure(args: argparse.Namespace, src: Path, home: Path) -> str:
     if args.n == 0:
         return "\n".join(lines + [f"\ntotal {time.perf_counter() - t0:.0f} s"])
     cb = stages.codebooks.load_codebook(args.vae, args.method, args.k, cfg)
-    clf = stages.scoring.train_classifier(cfg, data)
+    clf = stages.scoring.train_classifier(cfg, data)  # the run's own when its identity matches, else trained here
     floor, reference, _ = stages.scoring.real_data_floor(clf.model, data, args.n)
+    lines.append(f"classifier: {'the run' + chr(39) + 's own, loaded' if not clf.built_now else 'trained here'}")
     lines += [f"classifier: {len(clf.history.epochs)} epochs, test accuracy {floor['test_accuracy']:.4f}",
               f"real-data floor ({args.n} training images): FD {floor['frechet_distance']:.2f}, "
               f"IS {floor['inception_score']:.2f}", ""]

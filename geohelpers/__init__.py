@@ -11,8 +11,9 @@ layer modules                                                     what
                                                                   MNIST; where artifacts and results live
 1     ``models/``, ``quantize/``, ``train``, ``metrics``          networks; quantizers; the one training loop;
                                                                   numbers
-2     ``artifacts``                                               the identity of every stored artifact, and the
-                                                                  one list of what each module shapes
+2     ``artifacts``, ``plan``                                     the identity of every stored artifact, and the
+                                                                  one list of what each module shapes; what a
+                                                                  profile makes once its choices are known
 3     ``stages/``                                                 one module per kind of artifact, each a
                                                                   load-or-build by identity (VAEs, codebooks,
                                                                   VQ-VAEs, code maps, priors, classifier,

@@ -41,8 +41,12 @@ SWEEP_ANALYSIS = frozenset({"sweep_stats.py"})
 #: RESULTS_ONLY: the book's decisions over results rows, its tables, figures and sentences; they shape a
 #: notebook's results and pages but no artifact (outside identities, inside the notebooks' stamps).
 RESULTS_ONLY = frozenset({"selection.py", "prose.py", "tables.py", "plots.py", "studies.py"})
+#: VALUES_ONLY: the configuration's source (profiles, parsing, validation, labels). What it shapes enters
+#: every identity as the resolved *values* of the sections an artifact reads (:meth:`Config.digest`), so an
+#: edit of the parser or of another section's defaults retrains nothing that does not read them.
+VALUES_ONLY = frozenset({"config.py"})
 #: Modules outside every artifact's identity.
-NOT_IN_IDENTITY = EXECUTION | SWEEP_ANALYSIS | RESULTS_ONLY
+NOT_IN_IDENTITY = EXECUTION | SWEEP_ANALYSIS | RESULTS_ONLY | VALUES_ONLY
 
 #: The package's folder.
 PACKAGE_ROOT = Path(__file__).resolve().parent

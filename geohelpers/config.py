@@ -34,8 +34,9 @@ class ConfigError(ValueError):
 
 
 def _spec(*, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-          choices: tuple | None = None, nullable: bool = False, help: str = "") -> dict:
-    return {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "nullable": nullable, "help": help}
+          choices: tuple | None = None, nullable: bool = False, empty: bool = False, help: str = "") -> dict:
+    return {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "nullable": nullable, "empty": empty,
+            "help": help}
 
 
 def _f(default: Any, **spec: Any) -> Any:
@@ -134,17 +135,20 @@ VQ_VARIANTS = ("vanilla", "vanilla_restart", "ema", "ema_restart", "kmeans_init"
 class VQVAEConfig:
     """The end-to-end VQ-VAE baseline (notebook 05), with the GridVAE's encoder, decoder and grid.
 
-    ``variants`` are trained at the largest K of ``ks``, ``small_k_variants`` at every other K.
+    ``variants`` are trained at the largest K of ``ks``, ``small_k_variants`` at every other K, and the
+    end-to-end variant chosen on validation at the largest K at every K (the end-to-end rate-distortion
+    curve, :mod:`geohelpers.plan`).
     Variants: ``vanilla`` (codebook + commitment loss), ``vanilla_restart`` (with hard dead-code
     resets and stale optimizer state, study 003's), ``ema``, ``ema_restart``, ``kmeans_init``
     (ema_restart started from K-means of the first batches' encoder outputs), ``hybrid`` (ema_restart
-    started from the trained GridVAE's encoder mean, decoder and geodesic medoids), ``fsq``.
+    started from the trained GridVAE's encoder mean, decoder and the a posteriori codebook chosen on
+    validation), ``fsq``.
     """
 
     ks: tuple[int, ...] = _f((512, 128), lo=2, hi=65_536, help="codebook sizes K")
     variants: tuple[str, ...] = _f(VQ_VARIANTS, choices=VQ_VARIANTS, help="variants trained at the largest K")
-    small_k_variants: tuple[str, ...] = _f(("vanilla", "ema_restart"), choices=VQ_VARIANTS,
-                                           help="variants trained at the other K")
+    small_k_variants: tuple[str, ...] = _f((), choices=VQ_VARIANTS, empty=True,
+                                           help="variants also trained at the other K (the chosen one always is)")
     beta: float = _f(0.25, lo=0.0, hi=10.0, help="commitment weight")
     decay: float = _f(0.99, lo=0.0, lo_open=True, hi=0.9999, help="EMA decay (0 < decay < 1)")
     restart_threshold: float = _f(1.0, lo=0.0, hi=1e6, help="restart codes whose EMA usage per batch is below")
@@ -171,7 +175,7 @@ METHOD_LABELS = {"kmeans": "K-means on μ", "w2": "W2 K-means on [μ, σ]", "geo
 
 VARIANT_LABELS = {
     "kmeans_init": "EMA with restarts started from K-means of the first batches' encoder outputs",
-    "hybrid": "The hybrid, started from the trained GridVAE and its geodesic medoids,",
+    "hybrid": "The hybrid, started from the trained GridVAE and its a posteriori codebook chosen on validation,",
     "fsq": "FSQ, whose codes are all reachable by construction,",
 }
 
@@ -181,7 +185,11 @@ class PriorConfig:
     """Autoregressive priors over code maps (notebook 04; notebook 05 for the VQ-VAE's codes).
 
     Each prior is trained on the training images' code maps of one codebook, validated on the validation
-    maps and evaluated on the test maps. ``ks`` must be codebook sizes of ``quantize.ks``. The gated
+    maps and evaluated on the test maps. ``ks`` must be codebook sizes of ``quantize.ks``. Every kind of
+    ``kinds`` is trained on each VAE's K-means maps at the largest K, and the kind of lower validation NLL
+    is chosen per VAE kind; the chosen kind alone is trained on the GridVAE's ``methods`` at every K of
+    ``ks``, on each VAE's ``kmax_methods`` at the largest K, and on the VQ-VAEs' and the chosen a posteriori
+    codebook's maps (:func:`geohelpers.plan.prior_jobs`). The gated
     PixelCNN has ``pixelcnn_channels`` channels and ``pixelcnn_layers`` layers (its kernel sizes follow
     from the map's shape so that the receptive field covers the map); the Transformer has width
     ``transformer_dim``, ``transformer_layers`` blocks and ``transformer_heads`` heads. ``precision``
@@ -191,9 +199,12 @@ class PriorConfig:
     default of the ``standard`` and ``paper`` profiles until they are regenerated.
     """
 
-    kinds: tuple[str, ...] = _f(PRIOR_KINDS, choices=PRIOR_KINDS, help="priors to train")
+    kinds: tuple[str, ...] = _f(PRIOR_KINDS, choices=PRIOR_KINDS, help="prior architectures compared")
     vaes: tuple[str, ...] = _f(("grid", "flat"), choices=("grid", "flat"), help="whose codebooks get priors")
-    methods: tuple[str, ...] = _f(CODEBOOK_METHODS, choices=CODEBOOK_METHODS, help="codebooks that get priors")
+    methods: tuple[str, ...] = _f(("kmeans",), choices=CODEBOOK_METHODS,
+                                  help="the GridVAE's codebooks that get priors at every K of prior.ks")
+    kmax_methods: tuple[str, ...] = _f(("w2", "geodesic"), choices=CODEBOOK_METHODS,
+                                       empty=True, help="each VAE's codebooks that get priors at the largest K only")
     ks: tuple[int, ...] = _f((512, 128), lo=2, hi=65_536, help="codebook sizes K that get priors")
     pixelcnn_channels: int = _f(32, lo=1, hi=4096, help="PixelCNN: channels of both stacks")
     pixelcnn_layers: int = _f(6, lo=1, hi=64, help="PixelCNN: gated layers")
@@ -218,7 +229,9 @@ class ComparisonConfig:
     under the stopping rule, at most ``classifier_max_epochs`` epochs (its penultimate features for the
     Frechet distance, its class probabilities for the Inception Score). Decoder adaptation: the GridVAE's
     decoder fine-tuned on each a posteriori codebook's quantized training latents (encoder and codebook
-    frozen), at most ``adapt_max_epochs`` epochs at learning rate ``adapt_lr``.
+    frozen), at most ``adapt_max_epochs`` epochs at learning rate ``adapt_lr``, and, as its control, on the
+    continuous mu. Every generator on the rate-distortion curves samples at each of ``temperatures``, and
+    the one whose samples lie closest (FD) to the *validation* images is reported on the test images.
     """
 
     n_samples: int = _f(10_000, lo=100, hi=100_000, help="samples drawn from every generator")
@@ -226,6 +239,8 @@ class ComparisonConfig:
     classifier_batch_size: int = _f(128, lo=1, hi=65_536, help="classifier batch size")
     classifier_lr: float = _f(1e-3, lo=0.0, lo_open=True, hi=1.0, help="classifier Adam learning rate")
     adapt_max_epochs: int = _f(10, lo=1, hi=1000, help="decoder adaptation: training epochs at most")
+    temperatures: tuple[float, ...] = _f((1.0,), lo=0.0, lo_open=True, hi=10.0,
+                                         help="sampling temperatures; each generator's is chosen on validation FD")
     adapt_lr: float = _f(5e-4, lo=0.0, lo_open=True, hi=1.0, help="decoder adaptation: Adam learning rate")
 
 
@@ -270,6 +285,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "prior.ks": (32, 16), "prior.pixelcnn_channels": 16, "prior.transformer_dim": 32, "prior.n_show": 16,
         "prior.precision": "bf16",  # the tests run the bf16 path through the notebooks
         "comparison.n_samples": 1_000, "comparison.classifier_max_epochs": 1, "comparison.adapt_max_epochs": 1,
+        "comparison.temperatures": (1.0, 0.9),
         "quantize.kmeans_max_iter": 100,
     },
     "standard": {
@@ -277,13 +293,16 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "flat_vae.beta": 0.1, "flat_vae.max_epochs": 40, "flat_vae.batch_size": 128, "flat_vae.lr": 2e-3,
         "grid_vae.channels": (32, 64), "grid_vae.latent_dim": 8, "grid_vae.beta": 0.1,
         "grid_vae.max_epochs": 40, "grid_vae.batch_size": 128, "grid_vae.lr": 2e-3,
+        # The rate-distortion curves' grid of K:
+        "quantize.ks": (16, 32, 64, 128, 256, 512), "prior.ks": (16, 32, 64, 128, 256, 512),
+        "vqvae.ks": (512, 256, 128, 64, 32, 16),
         # K-means runs to its tolerance (the cap is a guard, never reached at this profile):
         "quantize.kmeans_max_iter": 1_000,
         # The VQ-VAEs get the GridVAE's stopping rule and cap:
         "vqvae.variants": ("vanilla", "ema", "ema_restart", "hybrid", "fsq"), "vqvae.max_epochs": 40,
-        "vqvae.small_k_variants": ("ema_restart",),
-        # The priors are capped: on 2 cores a converged prior costs minutes per code set (see notebook 04).
-        "prior.pixelcnn_layers": 4, "prior.transformer_dim": 48, "prior.max_epochs": 3,
+        # Priors, adapted decoders: the stopping rule ends them, under caps they do not reach
+        "prior.pixelcnn_layers": 4, "prior.transformer_dim": 48, "prior.max_epochs": 60,
+        "comparison.adapt_max_epochs": 40, "comparison.temperatures": (0.8, 0.9, 1.0),
     },
     # Study 000 (flat) and study 003 (grid) sizes; see shared/seeds/NOTES.md.
     "paper": {
@@ -335,7 +354,9 @@ def _coerce(name: str, value: Any, typ: Any, spec: Mapping[str, Any]) -> Any:
     origin, args = get_origin(typ), [a for a in get_args(typ) if a is not type(None)]
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
-            if not isinstance(value, (list, tuple)) or not value:
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                value = (value,)  # ``--set prior.methods=kmeans``: a one-element sequence
+            if not isinstance(value, (list, tuple)) or not (value or spec.get("empty")):
                 raise ConfigError(f"parameter {name!r} must be a non-empty sequence, got {value!r}")
             return tuple(_coerce(f"{name}[{i}]", v, args[0], spec) for i, v in enumerate(value))
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
@@ -436,7 +457,8 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     the ``--set`` overrides of the runner and the benchmarks. ``b=8,16`` is the tuple ``(8, 16)`` too.
 
     Every item counts, however the ``--set`` flags were written; the same name given twice with
-    different values is an error naming it (the same value twice is harmless).
+    different values is an error naming it (the same value twice is harmless). ``name=`` with nothing
+    after it is the empty sequence (for the parameters that allow one, e.g. ``vqvae.small_k_variants``).
     """
     overrides: dict[str, Any] = {}
     for item in items:
@@ -445,7 +467,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set expects name=value, got {item!r}")
         try:
-            value = ast.literal_eval(raw)
+            value = ast.literal_eval(raw) if raw.strip() else ()
         except (ValueError, SyntaxError):
             value = raw
         if key in overrides and overrides[key] != value:

@@ -1,11 +1,12 @@
 """The stage graph: every artifact the notebooks will ask for, with its inputs, built in parallel on Dask.
 
 From a resolved configuration, :func:`stages_of` lists the stages notebooks 01-07 load (VAEs, codebooks,
-code maps, VQ-VAEs, priors, the classifier, adapted decoders), each with the stages it needs. Two of them
-are *choices* made on validation numbers, as the notebooks make them: the end-to-end VQ-VAE variant of
-lowest validation MSE (notebook 05), whose codes get priors, and the a posteriori codebook of lowest
-validation MSE (notebook 06), whose codes get priors and whose decoder is adapted. The stages that
-depend on a choice join the graph when it is made (:func:`after_choice`).
+code maps, VQ-VAEs, priors, the classifier, adapted decoders), each with the stages it needs. Four of them
+are *choices* made on validation numbers by the functions the notebooks call (:mod:`geohelpers.plan`):
+the prior architecture of each VAE kind (notebook 04), the end-to-end VQ-VAE variant (05), trained at every
+K, and the a posteriori codebook (05, 06), whose codes get priors at every K, whose decoder is adapted and
+from which the hybrid starts. The stages that depend on a choice join the graph when it is made
+(:func:`after_choice`).
 
 :func:`build_graph` runs the graph on a Dask cluster (a ``LocalCluster`` of one single-threaded worker
 process per core by default, or ``scheduler``'s): a stage is submitted once its inputs are done; every
@@ -52,22 +53,10 @@ class Stage:
         return self.key.split("/", 1)[1] if "/" in self.key else ""
 
 
-def _vqvae_runs(cfg: Config) -> list[tuple[str, int]]:
-    """Notebook 05's VQ-VAE trainings: every variant at the largest K, the small-K variants at the others."""
-    v = cfg.vqvae
-    kmax = max(v.ks)
-    return [(name, kmax) for name in v.variants] + [(name, k) for k in v.ks if k != kmax for name in v.small_k_variants]
-
-
 def _all_ks(cfg: Config) -> tuple[int, ...]:
     """Every codebook size an a posteriori codebook is fitted at: notebook 02's and 07's, the priors' (04,
-    06) and, for the geodesic medoids the hybrid starts from, the VQ-VAEs' (05)."""
+    06) and the VQ-VAEs' (05: the hybrid's start, and the a posteriori rows beside the VQ-VAEs)."""
     return tuple(sorted(set(cfg.quantize.ks) | set(cfg.prior.ks) | set(cfg.vqvae.ks)))
-
-
-def _prior_stages(code_set: str, inputs: tuple[str, ...], cfg: Config, notebook: str) -> list[Stage]:
-    codes = Stage(f"codes/{code_set}", inputs, notebook)
-    return [codes, *(Stage(f"prior/{kind}/{code_set}", (codes.key,), notebook) for kind in cfg.prior.kinds)]
 
 
 def _codebook_key(kind: str, method: str, k: int) -> str:
@@ -80,8 +69,20 @@ def _codebook_key(kind: str, method: str, k: int) -> str:
     return f"pullback/{kind}_{'pullback_vector' if method == 'pullback_position' else method}"
 
 
-def stages_of(cfg: Config) -> list[Stage]:
-    """Every stage the notebooks of ``cfg``'s profile load, before the two choices are made."""
+def _codes_inputs(cs: CodeSet) -> tuple[str, ...]:
+    return (f"vqvae/{cs.method}_K{cs.k}",) if cs.source == "vqvae" else (f"vae/{cs.source}", _codebook_key(cs.source,
+                                                                                                         cs.method, cs.k))
+
+
+def stages_of(cfg: Config, choices: Mapping[str, str] | None = None) -> list[Stage]:
+    """Every stage the notebooks of ``cfg``'s profile load that the ``choices`` made so far allow
+    (:mod:`geohelpers.plan`; keys ``prior_grid``, ``vqvae``, ...): before any choice, the VAEs, every
+    codebook and code map of notebooks 02, 03 and 07, the priors that compare the architectures, the
+    VQ-VAEs that compare the variants, the choice stages and the classifier. A stage that depends on a
+    choice lists the choice stage (``choice/<name>``) among its inputs."""
+    from . import plan
+
+    choices = dict(choices or {})
     p = cfg.prior
     out = [Stage(f"vae/{kind}", (), "01") for kind in VAE_KINDS]
     for kind in VAE_KINDS:
@@ -92,55 +93,55 @@ def stages_of(cfg: Config) -> list[Stage]:
     for kind in VAE_KINDS:
         for method in ("kmeans", "w2", "geodesic"):
             for k in cfg.quantize.ks:
-                out.append(Stage(f"codes/{CodeSet(kind, method, k).name}", (f"vae/{kind}", _codebook_key(kind, method, k)),
-                                 "02" if method != "geodesic" else "03"))
-    for kind in p.vaes:
-        for method in p.methods:
-            for k in p.ks:
-                out += _prior_stages(CodeSet(kind, method, k).name, (f"vae/{kind}", _codebook_key(kind, method, k)), cfg,
-                                     "04")
-    out = list({s.key: s for s in reversed(out)}.values())[::-1]  # a code set listed twice: its first owner
-    for variant, k in _vqvae_runs(cfg):
-        inputs = ("vae/grid", "geodesic/grid") if variant == "hybrid" else ()
-        out.append(Stage(f"vqvae/{variant}_K{k}", inputs, "05"))
-    kmax = max(cfg.vqvae.ks)
-    out.append(Stage("choice/vqvae", tuple(f"vqvae/{v}_K{kmax}" for v in cfg.vqvae.variants), "05"))
-    for variant, k in _vqvae_runs(cfg):
-        if k != kmax:  # the small-K variants get priors whatever the choice (notebook 05)
-            out += _prior_stages(CodeSet("vqvae", variant, k).name, (f"vqvae/{variant}_K{k}",), cfg, "05")
-    grid_books = {m: _codebook_key("grid", m, kmax) for m in (*("kmeans", "w2", "geodesic"), *PULLBACK_METHODS)}
-    out.append(Stage("choice/a_posteriori", tuple(dict.fromkeys(["vae/grid", *grid_books.values()])), "06"))
+                cs = CodeSet(kind, method, k)
+                out.append(Stage(f"codes/{cs.name}", _codes_inputs(cs), "02" if method != "geodesic" else "03"))
+    vmax = max(cfg.vqvae.ks)
+    for variant, k, need in plan.vqvae_runs(cfg, choices):
+        inputs = ("vae/grid", _codebook_key("grid", choices.get("a_posteriori", "kmeans"), k)) \
+            if variant == "hybrid" else ()
+        out.append(Stage(f"vqvae/{variant}_K{k}", (*inputs, *([f"choice/{need}"] if need else [])), "05"))
+    for job in plan.prior_jobs(cfg, choices):
+        cs = job.codes
+        if cs.source == "vqvae":
+            need = next((n for n in job.needs if n in ("vqvae", "a_posteriori")), "")
+            out.append(Stage(f"codes/{cs.name}", (*_codes_inputs(cs), *([f"choice/{need}"] if need else [])), "05"))
+        else:
+            need = "a_posteriori" if "a_posteriori" in job.needs else ""
+            out.append(Stage(f"codes/{cs.name}", (*_codes_inputs(cs), *([f"choice/{need}"] if need else [])),
+                             job.notebook))
+        out.append(Stage(f"prior/{job.kind}/{cs.name}", (f"codes/{cs.name}", *(f"choice/{n}" for n in job.needs)),
+                         job.notebook))
+        if cs.source in ("grid", "vqvae"):  # notebook 06 samples every prior of the 7x7 grid
+            out.append(Stage(f"samples/{job.kind}/{cs.name}", (f"prior/{job.kind}/{cs.name}",), "06"))
+    for vae in p.vaes:
+        out.append(Stage(f"choice/prior_{vae}", tuple(f"prior/{kind}/{cs.name}" for cs in plan.prior_comparison_sets(cfg)
+                                                      if cs.source == vae for kind in p.kinds), "04"))
+    out.append(Stage("choice/vqvae", tuple(f"vqvae/{v}_K{vmax}" for v in cfg.vqvae.variants if v != "hybrid"), "05"))
+    grid_books = [_codebook_key("grid", m, vmax) for m in ("kmeans", "w2", "geodesic", *PULLBACK_METHODS)]
+    out.append(Stage("choice/a_posteriori", tuple(dict.fromkeys(["vae/grid", *grid_books])), "05"))
+    for cs in plan.adaptation_sets(cfg, choices):
+        out.append(Stage(f"adapted/{cs.name}", ("vae/grid", _codebook_key("grid", cs.method, cs.k),
+                                                "choice/a_posteriori"), "06"))
+    out.append(Stage("adapted/grid_continuous", ("vae/grid",), "06"))
     out.append(Stage("classifier", (), "06"))
-    return out
+    return list({s.key: s for s in reversed(out)}.values())[::-1]  # a stage listed twice: its first recipe
 
 
-def after_choice(choice: str, value: str, cfg: Config, known: set[str]) -> list[Stage]:
-    """The stages that join the graph once ``choice`` is made (``value``: the chosen variant or method),
-    leaving out those already in it (``known``)."""
-    from .selection import compared_variants
+def after_choice(choice: str, value: str, cfg: Config, known: set[str], choices: Mapping[str, str] | None = None
+                 ) -> list[Stage]:
+    """The stages that join the graph once ``choice`` (``choice/<name>``) is made with ``value``, given the
+    ``choices`` made before it, leaving out those already in it (``known``)."""
+    from .plan import CHOICES
 
-    kmax = max(cfg.vqvae.ks)
-    out: list[Stage] = []
-    if choice == "choice/vqvae":
-        for variant in compared_variants(value, cfg.vqvae.variants):
-            out += _prior_stages(CodeSet("vqvae", variant, kmax).name, (f"vqvae/{variant}_K{kmax}",), cfg, "05")
-    elif choice == "choice/a_posteriori":
-        if value not in cfg.prior.methods:
-            for k in cfg.prior.ks:
-                out += _prior_stages(CodeSet("grid", value, k).name, ("vae/grid", _codebook_key("grid", value, k)), cfg,
-                                     "06")
-        for method in dict.fromkeys([*cfg.prior.methods, value]):
-            out.append(Stage(f"adapted/{CodeSet('grid', method, kmax).name}",
-                             ("vae/grid", _codebook_key("grid", method, kmax)), "06"))
-    else:
-        raise ValueError(f"parameter 'choice' is {choice!r}; allowed: choice/vqvae, choice/a_posteriori")
-    # the stages a choice adds wait for it (it is done when they join), and only they do
-    return [Stage(s.key, (*s.inputs, choice), s.notebook) for s in out if s.key not in known]
+    name = choice.removeprefix("choice/")
+    if name not in CHOICES:
+        raise ValueError(f"parameter 'choice' is {choice!r}; allowed: {', '.join('choice/' + c for c in CHOICES)}")
+    return [s for s in stages_of(cfg, {**(choices or {}), name: value}) if s.key not in known]
 
 
 def stage_identity(stage: Stage, cfg: Config) -> tuple[str, ...] | None:
     """The identities (:mod:`geohelpers.artifacts`) of what ``stage`` stores under ``cfg``: a stage is up to
-    date when its stored artifacts carry them. ``None`` for a choice, which stores nothing."""
+    date when its stored artifacts carry them. ``None`` for a choice that stores nothing."""
     from .stages import adaptation, codebooks, codes, priors, scoring, vaes, vqvaes
 
     kind, arg = stage.kind, stage.arg
@@ -160,13 +161,24 @@ def stage_identity(stage: Stage, cfg: Config) -> tuple[str, ...] | None:
     if kind == "prior":
         prior_kind, name = arg.split("/", 1)
         return (priors.prior_tag(prior_kind, name, cfg),)
+    if kind == "samples":
+        from .stages.samples import samples_tag
+
+        prior_kind, name = arg.split("/", 1)
+        return (samples_tag(prior_kind, name, cfg),)
     if kind == "vqvae":
         cs = CodeSet.parse(f"vqvae_{arg}")
         return (vqvaes.vqvae_tag(cs.method, cs.k, cfg),)
     if kind == "classifier":
         return (scoring.classifier_tag(cfg),)
     if kind == "adapted":
+        if arg.endswith("_continuous"):
+            return (adaptation.continuous_tag(arg.removesuffix("_continuous"), cfg),)
         return (adaptation.adapted_tag(CodeSet.parse(arg), cfg),)
+    if arg == "a_posteriori":  # the one choice that is stored: the hybrid's identity reads it
+        from .stages.choices import a_posteriori_candidates, choice_identity
+
+        return (choice_identity(arg, a_posteriori_candidates(cfg), cfg),)
     return None
 
 
@@ -199,12 +211,9 @@ def for_notebooks(g: nx.DiGraph, notebooks: Iterable[str] | None) -> nx.DiGraph:
 
 
 def full_graph(cfg: Config, choices: Mapping[str, str]) -> nx.DiGraph:
-    """The whole graph once the choices are known (``{"choice/vqvae": "ema", ...}``), for tests and plans."""
-    stages = stages_of(cfg)
-    for choice in ("choice/vqvae", "choice/a_posteriori"):
-        if choice in choices:
-            stages += after_choice(choice, choices[choice], cfg, {s.key for s in stages})
-    return as_graph(stages)
+    """The whole graph once the choices are known (``{"vqvae": "ema", ...}``, or keyed ``choice/vqvae``),
+    for tests and plans."""
+    return as_graph(stages_of(cfg, {k.removeprefix("choice/"): v for k, v in choices.items()}))
 
 
 # --- one stage, in a worker ------------------------------------------------------------------------------
@@ -263,14 +272,12 @@ def _codebook(kind: str, method: str, k: int, cfg: Config) -> Any:
 def _vqvae(variant: str, k: int, cfg: Config) -> Any:
     from .stages.vqvaes import train_vqvae
 
-    grid = _vae("grid", cfg) if variant == "hybrid" else None
-    start = _codebook("grid", "geodesic", k, cfg).codewords if variant == "hybrid" else None
-    return train_vqvae(variant, k, cfg, _mnist(cfg), grid, start)
+    return train_vqvae(variant, k, cfg, _mnist(cfg), _vae("grid", cfg) if variant == "hybrid" else None)
 
 
 def _run(stage: Stage, cfg: Config) -> tuple[bool, Any]:
     """Load or build one stage; returns whether anything was built, and a choice's value."""
-    from . import artifacts
+    from . import artifacts, store
     from .stages import adaptation, codebooks, codes, priors, scoring, vaes
 
     kind, arg = stage.kind, stage.arg
@@ -316,8 +323,20 @@ def _run(stage: Stage, cfg: Config) -> tuple[bool, Any]:
     if kind == "vqvae":
         cs = CodeSet.parse(f"vqvae_{arg}")
         return _vqvae(cs.method, cs.k, cfg).built_now, None
+    if kind == "samples":
+        from .stages.samples import sample_codes
+
+        prior_kind, name = arg.split("/", 1)
+        path = store.artifacts_dir(cfg.profile) / "samples" / f"{prior_kind}_{name}.npz"
+        before = path.stat().st_mtime_ns if path.exists() else None
+        sample_codes(prior_kind, name, CodeSet.parse(name).k, cfg)
+        return (not path.exists()) or path.stat().st_mtime_ns != before, None
     if kind == "classifier":
         return scoring.train_classifier(cfg, _mnist(cfg)).built_now, None
+    if kind == "adapted" and arg.endswith("_continuous"):
+        vae_kind = arg.removesuffix("_continuous")
+        t = adaptation.adapt_decoder_continuous(vae_kind, _vae(vae_kind, cfg), _latents(vae_kind, cfg), _mnist(cfg), cfg)
+        return t.built_now, None
     if kind == "adapted":
         cs = CodeSet.parse(arg)
         t = adaptation.adapt_decoder(_codebook(cs.source, cs.method, cs.k, cfg), cs, _vae(cs.source, cfg),
@@ -328,31 +347,23 @@ def _run(stage: Stage, cfg: Config) -> tuple[bool, Any]:
     raise ValueError(f"stage {stage.key!r}: unknown kind {kind!r}; allowed: {', '.join(sorted(RUNNERS))}")
 
 
-RUNNERS = ("vae", "codebook", "geodesic", "pullback", "codes", "prior", "vqvae", "classifier", "adapted", "choice")
+RUNNERS = ("vae", "codebook", "geodesic", "pullback", "codes", "prior", "samples", "vqvae", "classifier", "adapted",
+           "choice")
 
 
 def _choose(arg: str, cfg: Config) -> str:
-    """The two choices of the book, on validation MSE, as notebooks 05 and 06 make them."""
-    import pandas as pd
+    """The book's choices on validation numbers (:mod:`geohelpers.plan`), by the functions the notebooks
+    call (:mod:`geohelpers.evaluation`)."""
+    from . import evaluation
 
-    from . import metrics, selection
-    from .evaluation import evaluate_vqvae
-
-    mnist, kmax = _mnist(cfg), max(cfg.vqvae.ks)
+    if arg.startswith("prior_"):
+        return evaluation.choose_prior_kind(arg.removeprefix("prior_"), cfg)[0]
     if arg == "vqvae":
-        rows = []
-        for variant in cfg.vqvae.variants:
-            t = _vqvae(variant, kmax, cfg)
-            val, _ = evaluate_vqvae(t.model, mnist.val_x)
-            rows.append({"method": f"VQ-VAE {variant}", "K": kmax, "val_mse_per_pixel": val["mse_per_pixel"]})
-        return selection.best_end_to_end(pd.DataFrame(rows), kmax)
-    vae, lat = _vae("grid", cfg), _latents("grid", cfg)
-    val = {}
-    for method in ("kmeans", "w2", "geodesic", *PULLBACK_METHODS):
-        cb = _codebook("grid", method, kmax, cfg)
-        codes = cb.encode_latents(vae, lat["val"].mu, lat["val"].sigma)
-        val[method] = {"val_mse_per_pixel": metrics.mse_per_pixel(mnist.val_x, cb.decode_images(vae, codes))}
-    return selection.select_on_validation(val, "val_mse_per_pixel")
+        return evaluation.choose_end_to_end(cfg, _mnist(cfg))[0]
+    if arg == "a_posteriori":
+        return evaluation.choose_a_posteriori(_vae("grid", cfg), _latents("grid", cfg), _mnist(cfg), cfg,
+                                              _pullback("grid", cfg))[0]
+    raise ValueError(f"stage 'choice/{arg}': unknown choice; allowed: prior_<vae>, vqvae, a_posteriori")
 
 
 def run_stage(stage: Stage, profile: str, overrides: Mapping[str, Any], home: str | None = None) -> dict[str, Any]:
@@ -500,7 +511,8 @@ def build_graph(cfg: Config, overrides: Mapping[str, Any] | None = None, *, note
                           f"{rec['error']}")
             if rec["key"].startswith("choice/") and rec["status"] != "failed":
                 report.choices[rec["key"]] = rec["value"]
-                new = [st for st in after_choice(rec["key"], rec["value"], cfg, set(g.nodes))
+                made = {k.removeprefix("choice/"): v for k, v in report.choices.items() if k != rec["key"]}
+                new = [st for st in after_choice(rec["key"], rec["value"], cfg, set(g.nodes), made)
                        if notebooks is None or st.notebook in notebooks]
                 for s in new:
                     g.add_node(s.key, stage=s)

@@ -245,3 +245,48 @@ def metric_spectra(metrics: np.ndarray, grid: tuple[int, int] | None = (7, 7)) -
         axes[0, 1].set(title="largest eigenvalue / trace, per grid position")
     fig.tight_layout()
     return fig
+
+
+def rd_curves(points) -> Figure:
+    """The rate-distortion curves of the verdict: test MSE per pixel against the coded rate (the test NLL of
+    each code set's prior, bits per image; left) and against the fixed-length rate (positions x log2 K;
+    right), log-log, one line per curve, one marker per K."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
+    for ax, x, label in ((axes[0], "coded_bits", "coded rate under the prior (bits per image)"),
+                         (axes[1], "fixed_bits", "fixed-length rate (bits per image)")):
+        for curve, g in points.groupby("curve", sort=False):
+            g = g.sort_values(x)
+            ax.plot(g[x], g["test_mse"], marker="o", linestyle="--" if "adapted" in curve else "-", label=curve)
+            if ax is axes[0]:
+                for r in g.itertuples():
+                    ax.annotate(f"{r.K}", (getattr(r, x), r.test_mse), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set(xlabel=label, ylabel="test MSE per pixel")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def perception_along_curves(chosen, floor_fd: float, floor_is: float) -> Figure:
+    """Samples along the curves, each generator at its validation-chosen temperature: test FD (log scale;
+    solid) with the reconstructions' FD (dotted: the same codes and decoder on the test images, what a
+    perfect prior would reach) and the real-data floor; IS with real images' IS; against the coded rate."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2))
+    colors = dict(zip(dict.fromkeys(chosen["curve"]), sns.color_palette(n_colors=chosen["curve"].nunique())))
+    for curve, g in chosen.groupby("curve", sort=False):
+        g = g.sort_values("coded_bits")
+        axes[0].plot(g["coded_bits"], g["test_fd"], marker="o", color=colors[curve], label=f"{curve}: samples")
+        axes[0].plot(g["coded_bits"], g["reconstruction_fd"], marker=".", linestyle=":", color=colors[curve])
+        axes[1].plot(g["coded_bits"], g["inception_score"], marker="o", color=colors[curve], label=curve)
+    axes[0].axhline(floor_fd, color="black", linewidth=1, label="real training images")
+    axes[1].axhline(floor_is, color="black", linewidth=1, label="real training images")
+    axes[0].set(xscale="log", yscale="log", xlabel="coded rate (bits per image)",
+                ylabel="FD to the test images (dotted: reconstructions)")
+    axes[1].set(xscale="log", xlabel="coded rate (bits per image)", ylabel="Inception Score")
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig

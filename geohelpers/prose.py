@@ -181,8 +181,6 @@ def cluster_shares(labelings: Mapping[str, np.ndarray]) -> Prose:
 def prior_summary(table: pd.DataFrame) -> Prose:
     """How many priors beat the context-free baseline, which prior wins, and the GridVAE's best coded rate."""
     below = table["nll_nats_per_token"] < table["unigram_nll"]
-    best = table.loc[table.groupby("codes")["nll_nats_per_token"].idxmin()]
-    wins = best["prior"].value_counts()
     lines = [f"{int(below.sum())} of {len(table)} priors have a held-out NLL below the context-free prior of "
              f"their codebook; the gain is {_span(table['context_gain_nats'])} nats per code."]
     if not below.all():
@@ -190,8 +188,12 @@ def prior_summary(table: pd.DataFrame) -> Prose:
         lines.append("Not below it: " + "; ".join(
             f"{r.prior} on {r.codes} ({r.nll_nats_per_token:.3f} against {r.unigram_nll:.3f}, {r.epochs} epoch(s))"
             for r in worse.itertuples()) + ".")
-    lines.append("The lower NLL per code set comes from the " + " and ".join(
-        f"{kind} in {n} of {len(best)}" for kind, n in wins.items()) + ".")
+    compared = table.groupby("codes").filter(lambda g: g["prior"].nunique() > 1)
+    if len(compared):
+        best = compared.loc[compared.groupby("codes")["nll_nats_per_token"].idxmin()]
+        wins = best["prior"].value_counts()
+        lines.append("Where both architectures were trained, the lower test NLL comes from the " + " and ".join(
+            f"{kind} in {n} of {len(best)} code set(s)" for kind, n in wins.items()) + ".")
     kmax = int(table["K"].max())
     grid_big = table[(table["VAE"] == "GridVAE") & (table["K"] == kmax)]
     if len(grid_big):
@@ -202,7 +204,7 @@ def prior_summary(table: pd.DataFrame) -> Prose:
     return Prose(" ".join(lines))
 
 
-def vq_summary(table: pd.DataFrame, variants: Sequence[str], small_k_variants: Sequence[str]) -> Prose:
+def vq_summary(table: pd.DataFrame, variants: Sequence[str]) -> Prose:
     """What each VQ-VAE variant does to code usage and test MSE, then the best one against K-means on mu.
 
     ``table`` has one row per method (``VQ-VAE <variant>`` or ``a posteriori <method>``) and K, with a
@@ -234,12 +236,15 @@ def vq_summary(table: pd.DataFrame, variants: Sequence[str], small_k_variants: S
         if name in variants:
             r = row(name)
             lines.append(f"{label} uses {r['usage']:.1%} of its codes (test MSE {r['mse_per_pixel']:.5f}).")
-    if {"vanilla", "ema_restart"} <= set(small_k_variants):
-        for k in ks[1:]:
-            van, ema = row("vanilla", k), row("ema_restart", k)
-            lines.append(f"At K = {k}, vanilla uses {van['usage']:.1%} (test MSE {van['mse_per_pixel']:.5f}) and "
-                         f"EMA with restarts {ema['usage']:.1%} (test MSE {ema['mse_per_pixel']:.5f}).")
+            if name == "hybrid" and "epochs_with_start" in r and pd.notna(r.get("epochs_with_start")):
+                lines.append(f"The hybrid trained {int(r['epochs'])} epochs end to end after the GridVAE's "
+                             f"{int(r['epochs_with_start'] - r['epochs'])}, {int(r['epochs_with_start'])} in all.")
     best = row(best_end_to_end(table, kmax))
+    curve = table[(table["method"] == best.name[0]) & (table["K"] != kmax)].sort_values("K")
+    if len(curve):
+        lo = curve.iloc[0]
+        lines.append(f"Trained at every K, {best.name[0][7:]} reaches test MSE {lo['mse_per_pixel']:.5f} at "
+                     f"K = {int(lo['K'])} with {lo['usage']:.1%} of its codes in use.")
     post = by.loc[("a posteriori kmeans", kmax)]
     lines.append(f"The best end-to-end VQ-VAE at K = {kmax}, chosen on the validation images, is "
                  f"{best.name[0][7:]} (test MSE {best['mse_per_pixel']:.5f}, {best['usage']:.1%} of codes used); "
@@ -252,8 +257,7 @@ def fidelity_prose(table: pd.DataFrame, floor_fd: float, floor_is: float) -> Pro
     """How far the generators' samples are from real images: each quantizer's FD and IS with the prior chosen
     on validation, against the real-data floor."""
     h = table.set_index("quantizer")
-    fd = {q: h.loc[q, f"FD {h.loc[q, 'prior (validation)']}"] for q in h.index}
-    is_ = {q: h.loc[q, f"IS {h.loc[q, 'prior (validation)']}"] for q in h.index}
+    fd, is_ = h["FD"].to_dict(), h["IS"].to_dict()
     best = min(fd, key=fd.__getitem__)
     return Prose(f"With each code set's prior chosen on validation, the samples' Fréchet distance runs from "
                  f"{min(fd.values()):.1f} ({best}) to {max(fd.values()):.1f}, {min(fd.values()) / floor_fd:.0f} to "
@@ -351,24 +355,63 @@ def _no_coded_comparison(eq: Mapping[str, Any]) -> str:
     return f"At equal coded rate there is no comparison yet: {_no_overlap(eq)}, and none is made by extrapolating."
 
 
+def coded_rate_sentence(eq: Mapping[str, Any], subject: str = "the a posteriori MSE") -> str:
+    """The equal-coded-rate comparison of :func:`~geohelpers.selection.coded_rate_comparison` at its three
+    rates, with the direction read off the ratios; why there is none when the spans do not overlap."""
+    if eq.get("rates") is None:
+        return _no_coded_comparison(eq) if eq.get("rate") is None else (
+            f"At an equal coded rate of {eq['rate']:.0f} bits per image, {subject} is {_versus(eq['ratio'], 'the end-to-end VQ-VAE')}.")
+    rates = ", ".join(f"{r:.0f}" for r in eq["rates"][:-1]) + f" and {eq['rates'][-1]:.0f}"
+    ratios = ", ".join(f"{r:.2f}" for r in eq["ratios"][:-1]) + f" and {eq['ratios'][-1]:.2f}"
+    above = [r > 1 for r in eq["ratios"]]
+    word = "higher at all three" if all(above) else "lower at all three" if not any(above) else "higher at some and lower at others"
+    return (f"At equal coded rate ({rates} bits per image, read off each curve over K under its prior), {subject} "
+            f"is {ratios} times the end-to-end VQ-VAE's: {word}.")
+
+
+def bd_rate_sentence(v: Mapping[str, Any]) -> str:
+    """The BD-rate of each a posteriori curve against the end-to-end one, with its direction word."""
+    parts = []
+    for name, r in v.get("bd_rate", {}).items():
+        x = r["bd_rate_pct"]
+        if x is None:
+            parts.append(f"{name}: no overlap of MSE ranges")
+        else:
+            parts.append(f"{name} {x:+.0f} % ({'more' if x > 0 else 'fewer'} bits)")
+    if not parts:
+        return ""
+    return ("At equal MSE, averaged over the MSE range both curves cover (Bjontegaard delta rate, coded bits), "
+            "against the end-to-end curve: " + "; ".join(parts) + ".")
+
+
+def best_generator_sentence(b: Mapping[str, Any], floor_fd: float | None = None) -> str:
+    """The best generator on the curves (chosen on validation FD), with its test FD against the floor."""
+    return (f"The samples closest to real images on the curves (chosen on validation FD) come from the "
+            f"{b['curve']} curve at K = {b['K']} and temperature {b['temperature']:g} "
+            f"({b['coded_bits']:.0f} coded bits): test FD {b['fd']:.1f}, {b['fd_over_floor']:.0f} times the "
+            f"real-data floor, IS {b['is']:.2f}.")
+
+
 def findings(v: Mapping[str, Any], beta: float) -> Prose:
-    """The book's answer in at most four sentences, for the introduction: the fixed-rate verdict with the
-    β and K it holds at, the decoder-adapted ratio, and the equal-coded-rate comparison or why there is
-    none; the rest is in :func:`verdict_prose` and the notebooks."""
+    """The book's answer in at most five sentences, for the introduction: the fixed-rate verdict with the
+    β and K it holds at, the equal-coded-rate comparison at three rates (or why there is none), the BD-rate
+    and the best generator when the record has them (else the decoder-adapted ratio); the rest is in
+    :func:`verdict_prose` and the notebooks."""
     post, e2e, k = _chosen(v)
     lines = [f"On the GridVAE at β = {beta:g} and K = {k}, the best a posteriori codebook chosen on validation "
              f"({METHOD_LABELS.get(post, post)}) has a test MSE "
              f"{_versus(v['mse_ratio_a_posteriori_over_end_to_end'], f'the best end-to-end VQ-VAE ({e2e})')}, "
              f"at equal fixed-length rate."]
-    if "mse_ratio_adapted_over_end_to_end" in v:
+    if "mse_ratio_adapted_over_end_to_end" in v and "bd_rate" not in v:
         lines.append(f"With the VAE's decoder fine-tuned on its codes, the best adapted codebook's test MSE is "
                      f"{_versus(v['mse_ratio_adapted_over_end_to_end'], 'the end-to-end VQ-VAE')}.")
     eq = v.get("at_equal_coded_rate")
-    if eq and eq.get("rate") is not None:
-        lines.append(f"At an equal coded rate of {eq['rate']:.0f} bits per image (under each code set's prior), "
-                     f"the a posteriori MSE is {_versus(eq['ratio'], 'the end-to-end VQ-VAE')}.")
-    elif eq is not None:
-        lines.append(_no_coded_comparison(eq))
+    if eq is not None:
+        lines.append(coded_rate_sentence(eq))
+    if v.get("bd_rate"):
+        lines.append(bd_rate_sentence(v))
+    if v.get("best_generator"):
+        lines.append(best_generator_sentence(v["best_generator"]))
     lines.append("How this moves with β and over seeds is in notebook 08.")
     return Prose(" ".join(lines))
 
@@ -382,8 +425,8 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
              f"{_versus(v['mse_ratio_a_posteriori_over_end_to_end'], 'the end-to-end VQ-VAE')}"]
     if "mse_ratio_a_posteriori_over_hybrid" in v:
         lines[-1] += (f", and {_versus(v['mse_ratio_a_posteriori_over_hybrid'], 'the hybrid')} (the hybrid is "
-                      "an end-to-end VQ-VAE started from the trained GridVAE's encoder and decoder and its geodesic "
-                      "medoids, not from the codebook chosen here)")
+                      "an end-to-end VQ-VAE started from the trained GridVAE's encoder and decoder and the codebook "
+                      "chosen here)")
     lines[-1] += "."
     if "decoder_adaptation_gain" in v:
         gains = v["decoder_adaptation_gain"]
@@ -395,7 +438,14 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
                      f"({METHOD_LABELS.get(v['best_adapted'], v['best_adapted'])}), reaches "
                      f"{_versus(v['mse_ratio_adapted_over_end_to_end'], 'the end-to-end VQ-VAE')}.")
     eq = v.get("at_equal_coded_rate")
-    if eq and eq.get("rate") is not None:
+    if eq and eq.get("rates") is not None:
+        lines.append(coded_rate_sentence(eq))
+        if v.get("at_equal_coded_rate_adapted", {}).get("rates") is not None:
+            lines.append(coded_rate_sentence(v["at_equal_coded_rate_adapted"], "with its decoder adapted, its MSE"))
+        lines.append(bd_rate_sentence(v))
+        if v.get("best_generator"):
+            lines.append(best_generator_sentence(v["best_generator"]))
+    elif eq and eq.get("rate") is not None:
         other = eq["b"].removeprefix("VQ-VAE ")
         lines.append(f"At equal *coded* rate ({eq['rate']:.0f} bits per image under each code set's prior chosen on "
                      f"validation, read off each curve over K), the a posteriori MSE is "
@@ -441,7 +491,9 @@ def front_page_findings(results: Path) -> str:
     caps = f"; {capped} of the {len(priors)} priors of notebooks 04 and 05 stopped at their epoch cap" if capped else ""
     coded_text = f"at equal *coded* rate (what a prior spends) the record holds no comparison yet: {_no_overlap(coded)}{caps}" \
         if coded["ratio"] is None else \
-        (f"at an equal coded rate of {coded['rate']:.0f} bits per image the ratio is {coded['ratio']:.2f}{caps}")
+        (f"at equal coded rate ({', '.join(f'{r:.0f}' for r in coded['rates'])} bits per image) the ratios are "
+         f"{', '.join(f'{r:.2f}' for r in coded['ratios'])}{caps}" if coded.get("rates") else
+         f"at an equal coded rate of {coded['rate']:.0f} bits per image the ratio is {coded['ratio']:.2f}{caps}")
     return (
         f"On the GridVAE (β = {beta:g}) at K = {k} ({fixed['rate']:.0f} bits per image at fixed length), the best a posteriori "
         f"codebook chosen on validation, **{METHOD_LABELS.get(post, post)}**, reaches a test MSE of "

@@ -70,9 +70,10 @@ def code_set_name(quantizer: str, k: int) -> str:
 
 def headline(quantizers: Sequence[str], k: int, codebooks: pd.DataFrame, priors: pd.DataFrame,
              fidelity: pd.DataFrame, train_seconds: Mapping[str, float], kinds: Sequence[str]) -> pd.DataFrame:
-    """One row per quantizer at codebook size ``k``: reconstruction (test MSE, usage, perplexity, rate),
-    each prior's test NLL, the prior of lower *validation* NLL and its coded rate on the test maps, each prior's sample FD and IS, the FD of
-    uniformly random codes, and the wall time of everything the generator needs.
+    """One row per quantizer at codebook size ``k``: reconstruction (test MSE, usage, perplexity, rate), the
+    prior of lower *validation* NLL among those trained on its codes (of ``kinds``), its test NLL and coded
+    rate on the test maps, its samples' FD and IS, the FD of uniformly random codes, and the wall time of
+    everything the generator needs.
 
     ``codebooks`` holds the rows of notebooks 02, 03 and 05 (``VAE`` is empty for VQ-VAE rows),
     ``priors`` is indexed by (codes, prior), ``fidelity`` by (generator, prior); ``train_seconds`` gives
@@ -87,19 +88,17 @@ def headline(quantizers: Sequence[str], k: int, codebooks: pd.DataFrame, priors:
             raise ValueError(f"expected one codebook row for {quantizer!r} at K = {k}, found {len(mine)}")
         q = mine.iloc[0]
         codes = code_set_name(quantizer, k)
-        row = {"quantizer": quantizer, "kind": quantizer_kind(quantizer), "test MSE": q["mse_per_pixel"], "usage": q["usage"],
-               "perplexity": q["perplexity"], "bits per image": q["bits_per_image"]}
-        for kind in kinds:
-            row[f"NLL {kind}"] = priors.loc[(codes, kind), "nll_nats_per_token"]
-        row["prior (validation)"] = select_on_validation(priors.loc[codes].loc[list(kinds)], "val_nll")
-        row["prior bits"] = priors.loc[(codes, row["prior (validation)"]), "bits_per_image"]
-        for kind in kinds:
-            row[f"FD {kind}"] = fidelity.loc[(quantizer, kind), "frechet_distance"]
-            row[f"IS {kind}"] = fidelity.loc[(quantizer, kind), "inception_score"]
-        row["FD uniform codes"] = fidelity.loc[(quantizer, "uniform codes"), "frechet_distance"]
-        row["wall time (s)"] = train_seconds[quantizer] + sum(priors.loc[(codes, kind), "train_seconds"]
-                                                              for kind in kinds)
-        rows.append(row)
+        trained = priors.loc[codes]
+        trained = trained[trained.index.isin(list(kinds))]
+        best = select_on_validation(trained, "val_nll")
+        rows.append({"quantizer": quantizer, "kind": quantizer_kind(quantizer), "test MSE": q["mse_per_pixel"],
+                     "usage": q["usage"], "perplexity": q["perplexity"], "bits per image": q["bits_per_image"],
+                     "prior (validation)": best, "NLL": trained.loc[best, "nll_nats_per_token"],
+                     "prior bits": trained.loc[best, "bits_per_image"],
+                     "FD": fidelity.loc[(quantizer, best), "frechet_distance"],
+                     "IS": fidelity.loc[(quantizer, best), "inception_score"],
+                     "FD uniform codes": fidelity.loc[(quantizer, "uniform codes"), "frechet_distance"],
+                     "wall time (s)": train_seconds[quantizer] + float(trained["train_seconds"].sum())})
     table = pd.DataFrame(rows)
     if not table.notna().all().all():
         raise ValueError("every cell of the headline table must be filled")
@@ -256,4 +255,127 @@ def verdict_numbers(codebooks: pd.DataFrame, priors: pd.DataFrame, adaptation: p
             eq[column] = equal_rate_comparison(usable, best_post, curve_e2e, column)
     out["at_equal_coded_rate"] = eq.get("coded_bits_per_image")
     out["at_equal_fixed_rate"] = eq.get("bits_per_image")
+    return out
+
+
+# --- the rate-distortion verdict: curves over K at coded rate (issue: at equal *coded* rate) ---------------
+
+#: How two rate-distortion curves are compared (:func:`bd_rate`): the interpolation of log rate against
+#: distortion, and the distortion axis.
+BD_METHOD = "pchip"
+BD_DISTORTION = "MSE in dB (-10 log10 MSE per pixel, images in [0, 1])"
+
+
+def bd_rate(anchor_bits: Sequence[float], anchor_mse: Sequence[float], test_bits: Sequence[float],
+            test_mse: Sequence[float], method: str = BD_METHOD) -> dict[str, Any]:
+    """The Bjontegaard delta rate of a test curve against an anchor curve, in percent: how many more bits
+    (positive) or fewer (negative) the test curve spends, on average, at equal distortion.
+
+    With distortion :math:`D = -10 \\log_{10} \\mathrm{MSE}` (dB, higher is better) and :math:`r(D)` each
+    curve's log rate interpolated piecewise-cubically in :math:`D` (``pchip``: monotone Hermite; or
+    ``akima``, ``cubic``), :math:`\\Delta = \\frac{1}{D_1 - D_0}\\int_{D_0}^{D_1} (r_{test} - r_{anchor})\\,dD`
+    over the overlap :math:`[D_0, D_1]` of the two curves' distortion ranges, and BD-rate
+    :math:`= 100\\,(e^{\\Delta} - 1)` (the ``bjontegaard`` package, 1.3.0). A curve against itself is 0 %; a
+    curve that needs twice the bits at every MSE is +100 %. ``bd_rate_pct`` is ``None`` when the ranges do
+    not overlap or a curve has fewer than two points; ``overlap`` is the overlap's share of the union of
+    the two ranges (the package warns below 75 %; the value is reported instead)."""
+    import warnings
+
+    import bjontegaard
+
+    a_d, t_d = (-10 * np.log10(np.asarray(m, float)) for m in (anchor_mse, test_mse))
+    a_r, t_r = np.asarray(anchor_bits, float), np.asarray(test_bits, float)
+    out: dict[str, Any] = {"method": method, "distortion": BD_DISTORTION, "bd_rate_pct": None, "overlap": 0.0,
+                           "n_anchor": len(a_r), "n_test": len(t_r)}
+    if len(a_r) < 2 or len(t_r) < 2:
+        return out
+    lo, hi = max(a_d.min(), t_d.min()), min(a_d.max(), t_d.max())
+    out["overlap"] = float(max(hi - lo, 0.0) / (max(a_d.max(), t_d.max()) - min(a_d.min(), t_d.min())))
+    if hi <= lo:
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the overlap is reported, not warned about
+        value = bjontegaard.bd_rate(a_r, a_d, t_r, t_d, method=method, require_matching_points=False, min_overlap=0)
+    out["bd_rate_pct"] = float(value) if np.isfinite(value) else None
+    return out
+
+
+def rd_curves(points: pd.DataFrame) -> dict[str, list[dict[str, float]]]:
+    """``{curve: [{"K", "coded_bits", "fixed_bits", "test_mse"}, ...]}`` by increasing K, from one row per
+    (curve, K) with those columns."""
+    cols = ["K", "coded_bits", "fixed_bits", "test_mse"]
+    return {str(c): [{k: (int(v) if k == "K" else float(v)) for k, v in r.items()} for r in
+                     g.sort_values("K")[cols].to_dict(orient="records")]
+            for c, g in points.groupby("curve", sort=False)}
+
+
+def coded_rate_comparison(curves: Mapping[str, Sequence[Mapping[str, float]]], a: str, b: str,
+                          quantiles: Sequence[float] = (0.25, 0.5, 0.75)) -> dict[str, Any]:
+    """Curves ``a`` and ``b`` (of :func:`rd_curves`) compared at equal *coded* rate: at the rates that lie at
+    ``quantiles`` of the overlap of their coded-rate spans (geometrically, in log rate), each curve's test
+    MSE read off by linear interpolation of log MSE in log rate (:func:`mse_at_rate`; never extrapolated),
+    and their ratio. The middle rate also ranks every curve whose span covers it. ``rate`` and ``rates``
+    are ``None`` only when the spans do not overlap."""
+    def span(name: str) -> tuple[float, float]:
+        bits = [p["coded_bits"] for p in curves[name]]
+        return float(min(bits)), float(max(bits))
+
+    lo, hi = max(span(a)[0], span(b)[0]), min(span(a)[1], span(b)[1])
+    out: dict[str, Any] = {"rate_column": "coded_bits", "a": a, "b": b, "span_a": span(a), "span_b": span(b),
+                           "interpolation": "log MSE linear in log coded bits"}
+    if lo > hi:
+        return {**out, "rate": None, "rates": None, "mse_a": None, "mse_b": None, "ratio": None, "ratios": None,
+                "ranking": []}
+
+    def at(name: str, rate: float) -> float | None:
+        return mse_at_rate([p["coded_bits"] for p in curves[name]], [p["test_mse"] for p in curves[name]], rate)
+
+    rates = [float(np.exp(np.log(lo) + q * (np.log(hi) - np.log(lo)))) for q in quantiles]
+    mse_a, mse_b = [at(a, r) for r in rates], [at(b, r) for r in rates]
+    middle = float(np.sqrt(lo * hi))
+    ranked = {n: at(n, middle) for n in curves}
+    ranked = {n: v for n, v in ranked.items() if v is not None}
+    return {**out, "rate": middle, "mse_a": at(a, middle), "mse_b": at(b, middle), "ratio": at(a, middle) / at(b, middle),
+            "rates": rates, "mse_a_at": mse_a, "mse_b_at": mse_b, "ratios": [x / y for x, y in zip(mse_a, mse_b)],
+            "ranking": sorted(ranked, key=ranked.__getitem__), "mse_at_rate": ranked}
+
+
+def choose_temperatures(samples: pd.DataFrame) -> pd.DataFrame:
+    """Per generator (``curve``, ``K``), the row of the sampling temperature whose samples lie closest to the
+    *validation* images (lowest ``val_fd``); the test numbers of that row are the ones reported."""
+    best = samples.groupby(["curve", "K"], sort=False)["val_fd"].idxmin()
+    return samples.loc[best.values].reset_index(drop=True)
+
+
+def best_generator(chosen: pd.DataFrame, floor_fd: float) -> dict[str, Any]:
+    """The generator on the curves whose samples (at their validation-chosen temperature) lie closest to the
+    validation images: ``{curve, K, temperature, coded_bits, fd, fd_over_floor, is}``, FD and IS on the test
+    images (``floor_fd``: real training images' FD to the test images)."""
+    r = chosen.loc[chosen["val_fd"].idxmin()]
+    return {"curve": str(r["curve"]), "K": int(r["K"]), "temperature": float(r["temperature"]),
+            "coded_bits": float(r["coded_bits"]), "fd": float(r["test_fd"]),
+            "fd_over_floor": float(r["test_fd"] / floor_fd), "is": float(r["inception_score"]),
+            "selected_on": "validation FD"}
+
+
+def rate_distortion_verdict(points: pd.DataFrame, chosen_samples: pd.DataFrame | None, floor_fd: float | None
+                            ) -> dict[str, Any]:
+    """The rate-distortion part of ``metrics.verdict``: ``rd_curves``; ``bd_rate`` of each a posteriori
+    curve against the end-to-end curve (:func:`bd_rate` on coded bits and, beside it, on fixed-length
+    bits); ``at_equal_coded_rate`` (:func:`coded_rate_comparison` of the chosen a posteriori curve against
+    the end-to-end one) and the same for its adapted decoder; and ``best_generator``."""
+    curves = rd_curves(points)
+    e2e = "end to end"
+    out: dict[str, Any] = {"rd_curves": curves, "bd_rate": {}, "bd_rate_fixed": {}}
+    for name, pts in curves.items():
+        if name == e2e:
+            continue
+        for key, col in (("bd_rate", "coded_bits"), ("bd_rate_fixed", "fixed_bits")):
+            out[key][name] = bd_rate([p[col] for p in curves[e2e]], [p["test_mse"] for p in curves[e2e]],
+                                     [p[col] for p in pts], [p["test_mse"] for p in pts])
+    out["at_equal_coded_rate"] = coded_rate_comparison(curves, "a posteriori", e2e)
+    if "a posteriori, adapted decoder" in curves:
+        out["at_equal_coded_rate_adapted"] = coded_rate_comparison(curves, "a posteriori, adapted decoder", e2e)
+    if chosen_samples is not None and len(chosen_samples) and floor_fd:
+        out["best_generator"] = best_generator(chosen_samples, floor_fd)
     return out

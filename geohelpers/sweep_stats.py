@@ -10,6 +10,8 @@ notebook 08's results: it is outside every artifact identity and every point's s
 from __future__ import annotations
 
 import itertools
+
+import numpy as np
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -61,7 +63,8 @@ def headline_values(point: Mapping[str, Any], column: str = "test MSE") -> dict[
     """
     m = point["results"]["06_comparison"]["metrics"]
     if column in FIDELITY:
-        out = {row["quantizer"]: float(row[f"{column} {row['prior (validation)']}"]) for row in m["headline"]}
+        out = {row["quantizer"]: float(row[column] if column in row else row[f"{column} {row['prior (validation)']}"])
+               for row in m["headline"]}
         out[REAL_DATA] = float(m["real_data_floor"][FIDELITY[column]])
         return out
     out = {row["quantizer"]: float(row[column]) for row in m["headline"]}
@@ -71,12 +74,60 @@ def headline_values(point: Mapping[str, Any], column: str = "test MSE") -> dict[
                     "mse_ratio_adapted_over_end_to_end"):
             if v.get(key) is not None:
                 out[key] = float(v[key])
+        out.update(rd_values(v))
     return out
+
+
+#: The prefixes of :func:`rd_values`' keys: summaries of the rate-distortion verdict, not quantizers.
+RD_KEYS = ("BD-rate", "coded-rate MSE ratio", "best generator")
+
+
+def rd_values(v: Mapping[str, Any]) -> dict[str, float]:
+    """The rate-distortion verdict of one point (``metrics.verdict`` of notebook 06): the BD-rate (%, coded
+    bits) of each a posteriori curve against the end-to-end one, the a posteriori / end-to-end MSE ratio
+    at each of the three equal coded rates (numbered from the lowest rate: the rates themselves differ
+    between points), and the best generator's FD over the real-data floor; empty for a record without them."""
+    out: dict[str, float] = {}
+    for name, r in v.get("bd_rate", {}).items():
+        if r.get("bd_rate_pct") is not None:
+            out[f"BD-rate % ({name})"] = float(r["bd_rate_pct"])
+    eq = v.get("at_equal_coded_rate") or {}
+    for i, ratio in enumerate(eq.get("ratios") or []):
+        out[f"coded-rate MSE ratio, rate {i + 1} of {len(eq['ratios'])}"] = float(ratio)
+    if v.get("best_generator"):
+        out["best generator FD / floor"] = float(v["best_generator"]["fd_over_floor"])
+    return out
+
+
+def rd_seed_prose(points: Sequence[Mapping[str, Any]]) -> Any:
+    """The rate-distortion verdict over a seed sweep: each BD-rate's mean and spread, whether its sign holds
+    in every seed, and where the best generator was found in each seed."""
+    values = {p["point"]: rd_values(p["results"]["06_comparison"]["metrics"]["verdict"]) for p in points
+              if "06_comparison" in p["results"]}
+    keys = [k for k in dict.fromkeys(k for v in values.values() for k in v) if k.startswith("BD-rate")]
+    if not keys:
+        return Prose("No point of the seed sweep holds a rate-distortion verdict yet (its records predate the "
+                     "curves over K).")
+    lines = []
+    for key in keys:
+        xs = [v[key] for v in values.values() if key in v]
+        sign = "more" if all(x > 0 for x in xs) else "fewer" if all(x < 0 for x in xs) else None
+        spread_text = f"{np.mean(xs):+.0f} ± {np.std(xs, ddof=1):.0f} %" if len(xs) > 1 else f"{xs[0]:+.0f} %"
+        lines.append(f"{key.removeprefix('BD-rate % (').removesuffix(')')}: BD-rate {spread_text} over {len(xs)} "
+                     f"seed(s) ({', '.join(f'{x:+.0f}' for x in xs)}), "
+                     + (f"{sign} bits than the end-to-end curve in every seed" if sign else "its sign differs between seeds"))
+    best = [p["results"]["06_comparison"]["metrics"]["verdict"].get("best_generator") for p in points
+            if "06_comparison" in p["results"]]
+    best = [b for b in best if b]
+    if best:
+        lines.append("the best generator is " + "; ".join(f"{b['curve']} at K = {b['K']} (FD {b['fd_over_floor']:.0f}x "
+                                                          f"the floor)" for b in best))
+    return Prose("Over the seeds: " + "; ".join(lines) + ".")
 
 
 def _quantizers(values: Mapping[str, Mapping[str, float]]) -> list[str]:
     """The quantizers among :func:`headline_values`' keys (not the ratios, not the real-data floor)."""
-    return [q for q in next(iter(values.values())) if not q.startswith("mse_ratio") and q != REAL_DATA]
+    return [q for q in next(iter(values.values())) if not q.startswith(("mse_ratio", *RD_KEYS)) and q != REAL_DATA]
 
 
 def beta_rows(points: Sequence[Mapping[str, Any]], beta: str = "grid_vae.beta") -> list[dict]:

@@ -148,8 +148,19 @@ def prior_bars(table: pd.DataFrame) -> pd.DataFrame:
 
 def vq_table(table: pd.DataFrame):
     """VQ-VAE variants and the a posteriori codebooks at the same K, by K (largest first) and test MSE (the
-    fixed-length rate is 49 log2 K bits per image, so K stands for it)."""
-    view = table.assign(stopped=[f"{e} ({r})" if r else "" for e, r in zip(table["epochs"], table["stop_reason"])])
+    fixed-length rate is 49 log2 K bits per image, so K stands for it). The hybrid's epochs count the
+    GridVAE's it starts from, and its method names that start."""
+    stopped = []
+    for r in table.itertuples():
+        text = f"{r.epochs} ({r.stop_reason})" if r.stop_reason else ""
+        with_start = getattr(r, "epochs_with_start", None)
+        if text and with_start is not None and with_start == with_start:
+            text += f" + GridVAE's {int(with_start - r.epochs)} = {int(with_start)}"
+        stopped.append(text)
+    view = table.assign(stopped=stopped)
+    if "start" in view:
+        view = view.assign(method=[m if not isinstance(s, str) else f"{m} (from {s})"
+                                   for m, s in zip(view["method"], view["start"])])
     cols = ["method", "K", "mse_per_pixel", "val_mse_per_pixel", "usage", "perplexity", "stopped", "train_seconds"]
     return styled(view[cols].sort_values(["K", "mse_per_pixel"], ascending=[False, True])
                   .rename(columns={"stopped": "epochs (stopped by)"}), {"val_mse_per_pixel": "{:.5f}"})
@@ -231,12 +242,16 @@ def sizes_table(cfg: Any, n_samples: int) -> pd.DataFrame:
         "K-means / W2": f"K in {q.ks}, at most {q.kmeans_max_iter} Lloyd iterations",
         "geodesic": f"{q.n_landmarks:,} landmarks, k = {q.knn}, {q.repair} repair, {q.backend}, {q.assignment} "
                     f"assignment over {q.assign_neighbours} landmarks",
-        "VQ-VAE": f"K in {v.ks}, variants {', '.join(v.variants)} (and {', '.join(v.small_k_variants)} at the "
-                  f"smaller K), at most {v.max_epochs} epochs",
+        "VQ-VAE": f"variants {', '.join(v.variants)} at K = {max(v.ks)}, the one chosen on validation at every K of "
+                  f"{v.ks}" + (f" (and {', '.join(v.small_k_variants)})" if v.small_k_variants else "")
+                  + f", at most {v.max_epochs} epochs",
         "PixelCNN": f"{p.pixelcnn_layers} gated layers, {p.pixelcnn_channels} channels, at most {p.max_epochs} epoch(s)",
         "Transformer": f"{p.transformer_layers} blocks, width {p.transformer_dim}, {p.transformer_heads} heads, "
                        f"at most {p.max_epochs} epoch(s)",
-        "classifier": f"LeNet, at most {c.classifier_max_epochs} epochs; {n_samples:,} samples per generator",
+        "classifier": f"LeNet, at most {c.classifier_max_epochs} epochs; {n_samples:,} samples per generator and "
+                      f"temperature ({', '.join(f'{t:g}' for t in c.temperatures)})",
+        "priors": f"both kinds compared on K-means codes at K = {max(p.ks)}, the chosen one on {', '.join(p.methods)} at "
+                  f"every K of {p.ks} and on {', '.join(p.kmax_methods) or 'nothing else'} at K = {max(p.ks)}",
         "stopping rule": f"every training stops after {cfg.training.patience} epochs without a relative validation "
                          f"improvement of {cfg.training.min_delta:.1%}, keeping the best weights",
         "decoder adaptation": f"at most {c.adapt_max_epochs} epochs, learning rate {c.adapt_lr:g}",
@@ -270,3 +285,31 @@ def metric_view(metrics: Mapping[str, Any]):
                                             "split-half difference": "{:.3f}",
                                             "largest eigenvalue's share of the trace": "{:.3f}",
                                             "condition number (mean metric)": "{:.3g}"}, index=True)
+
+
+def rd_points_view(points: pd.DataFrame):
+    """The points of the rate-distortion curves: per curve and K, the fixed-length and coded rate (and the
+    prior that codes it, with its epochs and what stopped it), validation and test MSE."""
+    view = points.assign(prior=[f"{p} ({e}, {r})" for p, e, r in zip(points["prior"], points["prior_epochs"],
+                                                                     points["prior_stop_reason"])])
+    cols = ["curve", "K", "fixed_bits", "coded_bits", "val_mse", "test_mse", "prior"]
+    return styled(view[cols].rename(columns={"prior": "prior (epochs, stopped by)"}),
+                  {"fixed_bits": "{:.0f}", "coded_bits": "{:.1f}", "val_mse": "{:.5f}", "test_mse": "{:.5f}"})
+
+
+def bd_rate_view(verdict: Mapping[str, Any]):
+    """BD-rate of each a posteriori curve against the end-to-end curve, at coded and at fixed-length rate."""
+    rows = [{"curve": name, "BD-rate, coded (%)": r["bd_rate_pct"],
+             "BD-rate, fixed length (%)": verdict["bd_rate_fixed"][name]["bd_rate_pct"],
+             "distortion overlap, coded": r["overlap"]} for name, r in verdict["bd_rate"].items()]
+    return styled(pd.DataFrame(rows), {"BD-rate, coded (%)": "{:+.0f}", "BD-rate, fixed length (%)": "{:+.0f}",
+                                        "distortion overlap, coded": "{:.0%}"}, na_rep="no overlap")
+
+
+def samples_view(chosen: pd.DataFrame):
+    """Samples along the curves, each generator at its validation-chosen temperature."""
+    cols = ["curve", "K", "coded_bits", "temperature", "val_fd", "test_fd", "reconstruction_fd", "inception_score",
+            "class_tv_from_uniform"]
+    return styled(chosen[cols], {"coded_bits": "{:.0f}", "temperature": "{:g}", "val_fd": "{:.1f}", "test_fd": "{:.1f}",
+                                 "reconstruction_fd": "{:.1f}", "inception_score": "{:.2f}",
+                                 "class_tv_from_uniform": "{:.3f}"})

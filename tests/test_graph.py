@@ -8,7 +8,7 @@ from geohelpers.artifacts import CodeSet
 from geohelpers.config import resolve
 from geohelpers.selection import compared_variants
 
-CHOICES = {"choice/vqvae": "ema_restart", "choice/a_posteriori": "pullback_vector"}
+CHOICES = {"prior_grid": "pixelcnn", "prior_flat": "transformer", "vqvae": "ema_restart", "a_posteriori": "pullback_vector"}
 
 
 def quick_graph(**overrides):
@@ -16,31 +16,44 @@ def quick_graph(**overrides):
 
 
 def test_the_quick_graph_holds_every_stage_the_notebooks_load_and_is_acyclic():
+    from geohelpers import plan
+
     cfg = resolve("quick")
     g = quick_graph()
     assert nx.is_directed_acyclic_graph(g)
     kmax, p = max(cfg.vqvae.ks), cfg.prior
     want = {f"vae/{kind}" for kind in ("flat", "grid")} | {"classifier", "geodesic/flat", "geodesic/grid"}
     want |= {f"codebook/{kind}_{m}_K{k}" for kind in ("flat", "grid") for m in ("kmeans", "w2") for k in cfg.quantize.ks}
-    code_sets = [CodeSet(kind, m, k).name for kind in p.vaes for m in p.methods for k in p.ks]      # notebook 04
-    code_sets += [CodeSet("vqvae", v, kmax).name for v in compared_variants("ema_restart", cfg.vqvae.variants)]  # 05
-    code_sets += [CodeSet("vqvae", v, k).name for k in cfg.vqvae.ks if k != kmax for v in cfg.vqvae.small_k_variants]
-    code_sets += [CodeSet("grid", "pullback_vector", k).name for k in p.ks]                          # 06
-    want |= {f"codes/{c}" for c in code_sets} | {f"prior/{kind}/{c}" for c in code_sets for kind in p.kinds}
-    want |= {f"vqvae/{v}_K{kmax}" for v in cfg.vqvae.variants}
-    want |= {f"adapted/{CodeSet('grid', m, kmax).name}" for m in (*p.methods, "pullback_vector")}
+    # notebook 04: both kinds on each VAE's K-means maps at the largest K, the chosen kind elsewhere
+    want |= {f"prior/{kind}/{vae}_kmeans_K{max(p.ks)}" for vae in p.vaes for kind in p.kinds}
+    want |= {f"prior/pixelcnn/grid_kmeans_K{k}" for k in p.ks}
+    want |= {f"prior/{CHOICES['prior_' + vae]}/{vae}_{m}_K{max(p.ks)}" for vae in p.vaes for m in p.kmax_methods}
+    # notebook 05: the chosen variant at every K, vanilla and the hybrid at the largest, with the GridVAE's kind
+    want |= {f"vqvae/ema_restart_K{k}" for k in cfg.vqvae.ks} | {f"vqvae/{v}_K{kmax}" for v in cfg.vqvae.variants}
+    want |= {f"prior/pixelcnn/vqvae_ema_restart_K{k}" for k in cfg.vqvae.ks}
+    want |= {f"prior/pixelcnn/vqvae_{v}_K{kmax}" for v in compared_variants("ema_restart", cfg.vqvae.variants)}
+    # notebook 06: the chosen codebook's priors, the adapted decoders and their control, the curves' samples
+    want |= {f"prior/pixelcnn/grid_pullback_vector_K{k}" for k in p.ks}
+    want |= {f"adapted/grid_{m}_K{k}" for m in ("kmeans", "pullback_vector") for k in p.ks} | {"adapted/grid_continuous"}
+    want |= {f"samples/pixelcnn/{cs.name}" for sets in plan.curve_code_sets(cfg, CHOICES).values() for cs in sets}
     assert want <= set(g.nodes), sorted(want - set(g.nodes))
-    # a prior needs its code maps, which need their codebook and VAE; the hybrid needs the geodesic medoids
+    # a prior needs its code maps, which need their codebook and VAE; the hybrid needs the chosen codebook
     assert nx.has_path(g, "vae/grid", f"prior/pixelcnn/grid_kmeans_K{kmax}")
-    assert set(g.predecessors(f"vqvae/hybrid_K{kmax}")) == {"vae/grid", "geodesic/grid"}
+    assert set(g.predecessors(f"vqvae/hybrid_K{kmax}")) == {"vae/grid", "pullback/grid_pullback_vector",
+                                                            "choice/a_posteriori"}
     assert nx.has_path(g, "choice/a_posteriori", f"adapted/grid_pullback_vector_K{kmax}")
+    assert nx.has_path(g, "choice/prior_grid", f"prior/pixelcnn/vqvae_ema_restart_K{min(cfg.vqvae.ks)}")
+    # only the comparison trains both kinds on one code set
+    both = {key.split("/", 2)[2] for key in g.nodes if key.startswith("prior/transformer/")} & \
+        {key.split("/", 2)[2] for key in g.nodes if key.startswith("prior/pixelcnn/")}
+    assert both == {f"{vae}_kmeans_K{max(p.ks)}" for vae in p.vaes}
 
 
 def test_a_choice_already_among_the_priors_adds_no_code_set():
     cfg = resolve("quick")
     known = {s.key for s in graph.stages_of(cfg)}
     added = graph.after_choice("choice/a_posteriori", "kmeans", cfg, known)
-    assert {s.kind for s in added} == {"adapted"}
+    assert {s.kind for s in added} == {"adapted", "vqvae"}  # the adapted decoders and the hybrid
     with pytest.raises(ValueError, match="choice"):
         graph.after_choice("choice/prior", "x", cfg, known)
 
@@ -55,15 +68,19 @@ def test_an_input_that_is_not_a_stage_or_a_cycle_is_refused():
 @pytest.mark.parametrize("name, value, root", [
     ("flat_vae.beta", 0.5, "vae/flat"),                     # the FlatVAE and everything made from it
     ("comparison.classifier_lr", 0.002, "classifier"),      # the scorer only
-    ("prior.lr", 0.001, None),                              # every prior, nothing else
+    ("prior.lr", 0.001, None),                              # every prior and its samples, nothing else
 ])
-def test_a_changed_config_section_changes_exactly_the_identities_downstream(name, value, root):
+def test_a_changed_config_section_changes_exactly_the_identities_downstream(name, value, root, tmp_home):
+    from geohelpers.stages.choices import a_posteriori_candidates, save_choice
+
     cfg, other = resolve("quick"), resolve("quick", {name: value})
+    for c in (cfg, other):  # the hybrid's identity reads the stored choice of its start
+        save_choice(c, "a_posteriori", CHOICES["a_posteriori"], a_posteriori_candidates(c))
     g = quick_graph()
     changed = {key for key in g.nodes if not key.startswith("choice/")
                and graph.stage_identity(g.nodes[key]["stage"], cfg) != graph.stage_identity(g.nodes[key]["stage"], other)}
     if root is None:
-        assert changed == {key for key in g.nodes if key.startswith("prior/")}
+        assert changed == {key for key in g.nodes if key.startswith(("prior/", "samples/"))}
     else:
         assert changed == {key for key in {root} | nx.descendants(g, root) if not key.startswith("choice/")}
 
@@ -83,7 +100,8 @@ def test_a_failing_stage_names_itself_and_the_other_stages_finish(tmp_home, monk
         if stage.key == "vae/flat":
             raise RuntimeError("made to fail")
         (tmp_home / ("made~" + stage.key.replace("/", "~"))).write_text("made")
-        return True, {"vqvae": "ema_restart", "a_posteriori": "kmeans"}.get(stage.arg) if stage.kind == "choice" else None
+        return True, ({"vqvae": "ema_restart", "a_posteriori": "kmeans", "prior_grid": "pixelcnn"}.get(stage.arg)
+                          if stage.kind == "choice" else None)
 
     monkeypatch.setattr(graph, "_run", fake)
     real = graph.build_graph
@@ -92,7 +110,7 @@ def test_a_failing_stage_names_itself_and_the_other_stages_finish(tmp_home, monk
         monkeypatch.setattr(graph, "build_graph", lambda *a, **kw: real(*a, **{**kw, "client": client, "progress": False}))
         monkeypatch.setattr(run, "reference_workload", lambda: 0.0)
         with pytest.raises(SystemExit) as exit_:
-            run.main(["--profile", "quick", "--no-book"])
+            run.main(["--profile", "quick", "--no-book", "--force"])  # --force: whatever book/executed holds
     assert exit_.value.code not in (0, None)
     out = capsys.readouterr().out
     assert "FAILED vae/flat (inputs: none): RuntimeError: made to fail" in out
@@ -111,7 +129,7 @@ def test_only_some_notebooks_need_only_their_stages_and_what_those_need():
     beta_sweep = graph.for_notebooks(g, ["01", "02", "03", "07"])
     assert not any(k.startswith(("prior/", "vqvae/", "classifier", "choice/")) for k in beta_sweep)
     priors = graph.for_notebooks(g, ["04"])
-    assert "prior/pixelcnn/grid_kmeans_K16" in priors and "vae/grid" in priors and "vqvae/ema_K32" not in priors
+    assert "prior/transformer/grid_kmeans_K32" in priors and "vae/grid" in priors and "vqvae/ema_K32" not in priors
 
 
 def test_workers_run_on_one_thread_without_dasks_malloc_trim_threshold():

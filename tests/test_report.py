@@ -144,7 +144,7 @@ def vq_rows() -> pd.DataFrame:
 def test_the_best_end_to_end_variant_is_chosen_on_validation_and_never_the_hybrid():
     table = vq_rows()
     assert selection.best_end_to_end(table, 512) == "ema_restart"  # not ema (best on test), not hybrid
-    text = prose.vq_summary(table, ("vanilla", "ema", "ema_restart", "hybrid"), ("vanilla",)).text
+    text = prose.vq_summary(table, ("vanilla", "ema", "ema_restart", "hybrid")).text
     assert "vanilla uses 50.0% of its codes" in text and "EMA without restarts uses 90.0%" in text
     assert "The best end-to-end VQ-VAE at K = 512, chosen on the validation images, is ema_restart (test MSE 0.00280" in text
     assert "reaches 0.00420" in text

@@ -10,12 +10,15 @@ module              what it makes (artifact names; identities in :mod:`geohelper
 ``vqvaes``          ``vqvae/<variant>_K<k>``: end-to-end VQ-VAEs
 ``codes``           ``codes/<code set>``: code maps of the train, validation and test images
 ``priors``          ``prior/<kind>_<code set>``: PixelCNN and Transformer priors over code maps
+``samples``         ``samples/<kind>/<code set>``: code maps drawn from a prior at each temperature
 ``scoring``         ``classifier``: the scorer of every sample
-``adaptation``      ``adapted/<code set>``: a decoder fine-tuned on one codebook's codes
+``adaptation``      ``adapted/<code set>``: a decoder fine-tuned on one codebook's codes, and its
+                    control on the continuous mu (``adapted/grid_continuous``)
+``choices``         ``choice/<name>``: the choices made on validation that artifacts depend on
 ==================  ============================================================================
 
 A notebook calls these functions and gets what the stage graph (:mod:`geohelpers.graph`) built before it,
 or builds what is missing itself, the same way: so each notebook also runs alone in JupyterLab.
 """
 
-from . import adaptation, build, codebooks, codes, priors, scoring, vaes, vqvaes  # noqa: E402,F401
+from . import adaptation, build, choices, codebooks, codes, priors, samples, scoring, vaes, vqvaes  # noqa: E402,F401

@@ -1,6 +1,6 @@
 """Stage: end-to-end VQ-VAEs (``vqvae/<variant>_K<k>``), with the GridVAE's sizes, trained under the
 stopping rule by :func:`~geohelpers.stages.build.load_or_train`; the hybrid starts from the trained GridVAE
-and one of its a posteriori codebooks.
+and the a posteriori codebook chosen on validation (:mod:`geohelpers.plan`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from ..config import Config
 from ..data import MNIST, Batches
 from ..models.vae import VAE
 from ..models.vqvae import VQVAE, fsq_levels
+from ..quantize.codebook import Codebook
 from .build import Trained, load_or_train
-from .codebooks import codebook_tag
+from .choices import a_posteriori_choice
+from .codebooks import codebook_tag, load_codebook
 from .vaes import vae_tag
 
 
@@ -27,14 +29,15 @@ def vqvae_model(variant: str, k: int, cfg: Config) -> VQVAE:
                  levels=fsq_levels(k) if base == "fsq" else None)
 
 
-def _hybrid_start(model: VQVAE, grid_vae: VAE, medoids: np.ndarray) -> None:
-    """Encoder (its mean half), decoder and codebook from the trained GridVAE and its geodesic medoids."""
+def _hybrid_start(model: VQVAE, grid_vae: VAE, codewords: np.ndarray) -> None:
+    """Encoder (its mean half), decoder and codebook from the trained GridVAE and one of its a posteriori
+    codebooks' codewords (K, D)."""
     d = model.quantizer.dim
     enc = grid_vae.encoder.state_dict()
     enc["1.weight"], enc["1.bias"] = enc["1.weight"][:d], enc["1.bias"][:d]
     model.encoder.load_state_dict(enc)
     model.decoder.load_state_dict(grid_vae.decoder.state_dict())
-    model.quantizer.init_codebook(torch.from_numpy(medoids).float())
+    model.quantizer.init_codebook(torch.from_numpy(np.asarray(codewords)).float())
 
 
 @torch.no_grad()
@@ -47,29 +50,39 @@ def _kmeans_start(model: VQVAE, train: Batches, n_batches: int, seed: int) -> No
 
 
 def vqvae_tag(variant: str, k: int, cfg: Config) -> str:
-    """Identity of a trained VQ-VAE; the hybrid's includes the GridVAE and the geodesic codebook it starts from."""
-    inputs = {"grid_vae": vae_tag("grid", cfg), "medoids": codebook_tag("grid", "geodesic", k, cfg)} \
+    """Identity of a trained VQ-VAE; the hybrid's includes the GridVAE and the a posteriori codebook it
+    starts from: the one chosen on validation (:func:`~geohelpers.stages.choices.a_posteriori_choice`, which
+    raises until that choice is made)."""
+    inputs = {"grid_vae": vae_tag("grid", cfg), "start": codebook_tag("grid", a_posteriori_choice(cfg), k, cfg)} \
         if variant == "hybrid" else {}
     return artifacts.identity(f"vqvae/{variant}_K{k}", cfg, ("vqvae", "grid_vae", "data"), inputs, module=__name__)
 
 
-def train_vqvae(variant: str, k: int, cfg: Config, data: MNIST, grid_vae: VAE | None = None,
-                medoids: np.ndarray | None = None) -> Trained[VQVAE]:
+def hybrid_start(cfg: Config, k: int) -> tuple[str, Codebook]:
+    """The a posteriori codebook the hybrid starts from at size ``k``: the method chosen on validation and
+    its stored codebook."""
+    method = a_posteriori_choice(cfg)
+    return method, load_codebook("grid", method, k, cfg)
+
+
+def train_vqvae(variant: str, k: int, cfg: Config, data: MNIST, grid_vae: VAE | None = None) -> Trained[VQVAE]:
     """Train one VQ-VAE variant at codebook size ``k`` (or load it when up to date).
 
     After every epoch the codes of the validation images give the code usage and perplexity, so that
-    collapse is a curve. ``hybrid`` needs the trained GridVAE and the codewords (K, D) it starts from.
-    A run that stops on a non-finite loss is returned with ``diverged`` set.
+    collapse is a curve. ``hybrid`` needs the trained GridVAE and starts from the a posteriori codebook
+    chosen on validation (:func:`hybrid_start`). A run that stops on a non-finite loss is returned with
+    ``diverged`` set.
     """
     v = cfg.vqvae
-    if variant == "hybrid" and (grid_vae is None or medoids is None):
-        raise ValueError("the hybrid variant needs 'grid_vae' and 'medoids'")
+    if variant == "hybrid" and grid_vae is None:
+        raise ValueError("the hybrid variant needs 'grid_vae'")
+    start = hybrid_start(cfg, k)[1] if variant == "hybrid" else None
 
     def prepare(model: VQVAE, train: Batches) -> None:
         if variant == "kmeans_init":
             _kmeans_start(model, train, v.kmeans_init_batches, cfg.seed)
         if variant == "hybrid":
-            _hybrid_start(model, grid_vae, medoids)
+            _hybrid_start(model, grid_vae, start.codewords)
 
     def usage(m: torch.nn.Module, epoch: int, record: dict) -> dict:
         stats = metrics.code_statistics(m.encode_codes(data.val_x).numpy(), k)
