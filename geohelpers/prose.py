@@ -369,19 +369,23 @@ def coded_rate_sentence(eq: Mapping[str, Any], subject: str = "the a posteriori 
             f"is {ratios} times the end-to-end VQ-VAE's: {word}.")
 
 
-def bd_rate_sentence(v: Mapping[str, Any]) -> str:
-    """The BD-rate of each a posteriori curve against the end-to-end one, with its direction word."""
-    parts = []
-    for name, r in v.get("bd_rate", {}).items():
-        x = r["bd_rate_pct"]
-        if x is None:
-            parts.append(f"{name}: no overlap of MSE ranges")
-        else:
-            parts.append(f"{name} {x:+.0f} % ({'more' if x > 0 else 'fewer'} bits)")
-    if not parts:
+def bd_rate_sentence(v: Mapping[str, Any], curves: Sequence[str] | None = None) -> str:
+    """The BD-rate of each a posteriori curve (of ``curves``; all when ``None``) against the end-to-end one,
+    with its direction word; one clause for the curves whose MSE range does not overlap the end-to-end one."""
+    rates = {n: r for n, r in v.get("bd_rate", {}).items() if curves is None or n in curves}
+    if not rates:
         return ""
-    return ("At equal MSE, averaged over the MSE range both curves cover (Bjontegaard delta rate, coded bits), "
-            "against the end-to-end curve: " + "; ".join(parts) + ".")
+    known = [f"{name} {r['bd_rate_pct']:+.0f} % ({'more' if r['bd_rate_pct'] > 0 else 'fewer'} bits)"
+             for name, r in rates.items() if r["bd_rate_pct"] is not None]
+    apart = [name for name, r in rates.items() if r["bd_rate_pct"] is None]
+    text = ("At equal MSE, averaged over the MSE range both curves cover (Bjontegaard delta rate, coded bits), "
+            "against the end-to-end curve: " + "; ".join(known) + ".") if known else ""
+    if apart:
+        text += (" " if text else "") + (f"No BD-rate for {', '.join(apart)}: its MSE range does not overlap the "
+                                         f"end-to-end curve's." if len(apart) == 1 else
+                                         f"No BD-rate for {', '.join(apart)}: their MSE ranges do not overlap the "
+                                         f"end-to-end curve's.")
+    return text
 
 
 def best_generator_sentence(b: Mapping[str, Any], floor_fd: float | None = None) -> str:
@@ -409,7 +413,7 @@ def findings(v: Mapping[str, Any], beta: float) -> Prose:
     if eq is not None:
         lines.append(coded_rate_sentence(eq))
     if v.get("bd_rate"):
-        lines.append(bd_rate_sentence(v))
+        lines.append(bd_rate_sentence(v, ("a posteriori", "a posteriori, adapted decoder")))
     if v.get("best_generator"):
         lines.append(best_generator_sentence(v["best_generator"]))
     lines.append("How this moves with β and over seeds is in notebook 08.")
