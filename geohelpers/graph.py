@@ -449,13 +449,15 @@ def local_cluster(n_workers: int) -> Any:
 
 def build_graph(cfg: Config, overrides: Mapping[str, Any] | None = None, *, notebooks: Iterable[str] | None = None,
                 scheduler: str | None = None, workers: int | None = None, home: str | None = None, client: Any = None,
-                progress: bool = True) -> GraphReport:
+                progress: bool = True, on_record: Any = None) -> GraphReport:
     """Load or build every stage of ``cfg``'s graph on Dask (see the module docstring); returns the report.
 
     ``client``: an existing ``distributed.Client`` (the caller closes it); otherwise one is made for
     ``scheduler``, or a ``LocalCluster`` of ``workers`` single-threaded processes (default: one per core).
     ``home``: the ``$GEOVQ_HOME`` the stages read and write (default: this process's). ``notebooks``: only
-    what those notebooks load (:func:`for_notebooks`)."""
+    what those notebooks load (:func:`for_notebooks`). ``on_record(report)`` is called after every stage
+    ends, with the report so far (the runner writes ``run.json`` with it, so a long build that is stopped
+    keeps the times of the stages it finished)."""
     from distributed import Client, as_completed
     from tqdm import tqdm
 
@@ -506,6 +508,9 @@ def build_graph(cfg: Config, overrides: Mapping[str, Any] | None = None, *, note
             done[rec["key"]] = rec
             report.records.append(rec)
             bar.update(1)
+            if on_record is not None:
+                report.wall_time_s = time.perf_counter() - t0
+                on_record(report)
             if rec["status"] == "failed":
                 bar.write(f"[graph] stage {rec['key']} FAILED (inputs: {', '.join(rec['inputs']) or 'none'}): "
                           f"{rec['error']}")

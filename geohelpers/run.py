@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     stages = None
     if not args.no_graph and (args.force or not all_up_to_date(paths, args.profile, overrides)):
         stages = build_stages(args.profile, overrides, [p.name[:2] for p in paths], scheduler=args.scheduler,
-                              workers=args.workers)
+                              workers=args.workers,  # run.json after every stage: a stopped build keeps its times
+                              on_record=lambda rep: write_run_record(args.profile, overrides, [], reference, started,
+                                                                     complete=False, stages=rep))
         # recorded at once: a run stopped during the notebooks keeps the graph's stage times
         record = write_run_record(args.profile, overrides, [], reference, started, complete=False, stages=stages)
         if stages.failed or stages.not_run:
@@ -196,14 +198,15 @@ def all_up_to_date(paths: list[Path], profile: str, overrides: dict[str, Any]) -
 
 
 def build_stages(profile: str, overrides: dict[str, Any], notebooks: list[str] | None = None,
-                 scheduler: str | None = None, workers: int | None = None) -> Any:
+                 scheduler: str | None = None, workers: int | None = None, on_record: Any = None) -> Any:
     """The stage graph of the profile (:mod:`geohelpers.graph`), the part ``notebooks`` load, on Dask, with a
-    progress bar; prints each failed stage with its inputs and the critical path."""
+    progress bar; prints each failed stage with its inputs and the critical path. ``on_record(report)``
+    after every stage (:func:`geohelpers.graph.build_graph`)."""
     from . import graph
 
     print(f"[run] stage graph ({profile}): loading or building every artifact the notebooks read, on Dask", flush=True)
     report = graph.build_graph(resolve(profile, overrides), overrides, notebooks=notebooks, scheduler=scheduler,
-                               workers=workers)
+                               workers=workers, on_record=on_record)
     built = sum(r["status"] == "built" for r in report.records)
     print(f"[run] stage graph: {built} built, {len(report.records) - built - len(report.failed)} up to date, "
           f"{len(report.failed)} failed, {len(report.not_run)} not run; {report.wall_time_s:.1f} s on "

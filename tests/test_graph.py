@@ -109,9 +109,17 @@ def test_a_failing_stage_names_itself_and_the_other_stages_finish(tmp_home, monk
             Client(cluster) as client:
         monkeypatch.setattr(graph, "build_graph", lambda *a, **kw: real(*a, **{**kw, "client": client, "progress": False}))
         monkeypatch.setattr(run, "reference_workload", lambda: 0.0)
+        written, write = [], run.write_run_record  # run.json after every stage, not only at the end
+
+        def counting(*a, **kw):
+            written.append(len(kw["stages"].records) if kw.get("stages") is not None else 0)
+            return write(*a, **kw)
+
+        monkeypatch.setattr(run, "write_run_record", counting)
         with pytest.raises(SystemExit) as exit_:
             run.main(["--profile", "quick", "--no-book", "--force"])  # --force: whatever book/executed holds
     assert exit_.value.code not in (0, None)
+    assert len(written) > 10 and written[:-1] == list(range(1, len(written)))
     out = capsys.readouterr().out
     assert "FAILED vae/flat (inputs: none): RuntimeError: made to fail" in out
     g = quick_graph()
