@@ -342,6 +342,23 @@ def choose_prior_kind(vae: str, cfg: Config) -> tuple[str, list[dict]]:
     return select_on_validation({r["prior"]: r for r in rows}, "val_nll"), rows
 
 
+def choose_prior_kinds(cfg: Config) -> tuple[dict[str, str], list[dict]]:
+    """:func:`choose_prior_kind` for every VAE kind of ``prior.vaes`` (notebook 04): the choices, keyed
+    ``prior_<kind>`` as the graph's choice stages are, and every compared prior's row with its ``VAE``."""
+    choices, rows = {}, []
+    for kind in cfg.prior.vaes:
+        choices[f"prior_{kind}"], kind_rows = choose_prior_kind(kind, cfg)
+        rows += [{"VAE": kind, **r} for r in kind_rows]
+    return choices, rows
+
+
+def vqvae_choices(grid_vae: VAE, lat: dict[str, Latents], data: MNIST, cfg: Config) -> dict[str, str]:
+    """The two choices notebook 05 needs, each on validation, keyed as the graph's choice stages are:
+    ``a_posteriori`` (:func:`choose_a_posteriori`, which the hybrid starts from) and ``vqvae``
+    (:func:`choose_end_to_end`)."""
+    return {"a_posteriori": choose_a_posteriori(grid_vae, lat, data, cfg)[0], "vqvae": choose_end_to_end(cfg, data)[0]}
+
+
 def choose_end_to_end(cfg: Config, data: MNIST) -> tuple[str, dict[str, float]]:
     """The end-to-end VQ-VAE variant (the hybrid, which starts from the a posteriori pipeline, excluded) of
     lowest *validation* MSE at the largest K of ``vqvae.ks``, each trained or loaded; with every variant's

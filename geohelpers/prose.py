@@ -510,3 +510,8 @@ def front_page_findings(results: Path) -> str:
         + (f"The gap {gap} with β ({beta_text}), and " if len(betas) > 1 else "At other β the record holds no ratio; ")
         + f"{coded_text}."
     )
+
+
+def prior_choices(choices: dict[str, str]) -> Prose:
+    """The prior architecture chosen per VAE kind, e.g. ``gridVAE: pixelcnn; flatVAE: transformer``."""
+    return Prose("; ".join(f"{k.removeprefix('prior_')}VAE: {v}" for k, v in choices.items()))

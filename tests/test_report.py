@@ -399,3 +399,10 @@ def test_a_table_of_wall_times_carries_the_reference_workload(monkeypatch):
     assert "reference workload" in timed and "2.35 s" in timed
     assert "reference workload" not in tables.styled(pd.DataFrame({"method": ["a"], "usage": [0.5]})).to_html()
     tables.reference_seconds.cache_clear()
+
+
+def test_prior_choices_names_each_vae_and_its_architecture():
+    from geohelpers import prose
+
+    text = prose.prior_choices({"prior_grid": "pixelcnn", "prior_flat": "transformer"})
+    assert str(text) == "gridVAE: pixelcnn; flatVAE: transformer"
