@@ -388,10 +388,19 @@ def bd_rate_sentence(v: Mapping[str, Any], curves: Sequence[str] | None = None) 
     return text
 
 
-def best_generator_sentence(b: Mapping[str, Any], floor_fd: float | None = None) -> str:
+def curve_label(curve: str, a_posteriori: str | None = None) -> str:
+    """A rate-distortion curve's name (``rd_curves`` of the verdict: ``end to end``, ``kmeans``, ``a
+    posteriori``, ``kmeans, adapted decoder``, ...) for a sentence; ``a_posteriori`` names the chosen codebook."""
+    base, _, adapted = curve.partition(", ")
+    name = {"end to end": "end-to-end VQ-VAE", "a posteriori": METHOD_LABELS.get(a_posteriori or "", "a posteriori")}.get(
+        base, METHOD_LABELS.get(base, base))
+    return name + (f" ({adapted})" if adapted else "")
+
+
+def best_generator_sentence(b: Mapping[str, Any], a_posteriori: str | None = None) -> str:
     """The best generator on the curves (chosen on validation FD), with its test FD against the floor."""
     return (f"The samples closest to real images on the curves (chosen on validation FD) come from the "
-            f"{b['curve']} curve at K = {b['K']} and temperature {b['temperature']:g} "
+            f"{curve_label(b['curve'], a_posteriori)} curve at K = {b['K']} and temperature {b['temperature']:g} "
             f"({b['coded_bits']:.0f} coded bits): test FD {b['fd']:.1f}, {b['fd_over_floor']:.0f} times the "
             f"real-data floor, IS {b['is']:.2f}.")
 
@@ -415,7 +424,7 @@ def findings(v: Mapping[str, Any], beta: float) -> Prose:
     if v.get("bd_rate"):
         lines.append(bd_rate_sentence(v, ("a posteriori", "a posteriori, adapted decoder")))
     if v.get("best_generator"):
-        lines.append(best_generator_sentence(v["best_generator"]))
+        lines.append(best_generator_sentence(v["best_generator"], v["best_a_posteriori"]))
     lines.append("How this moves with β and over seeds is in notebook 08.")
     return Prose(" ".join(lines))
 
@@ -448,7 +457,7 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
             lines.append(coded_rate_sentence(v["at_equal_coded_rate_adapted"], "with its decoder adapted, its MSE"))
         lines.append(bd_rate_sentence(v))
         if v.get("best_generator"):
-            lines.append(best_generator_sentence(v["best_generator"]))
+            lines.append(best_generator_sentence(v["best_generator"], v["best_a_posteriori"]))
     elif eq and eq.get("rate") is not None:
         other = eq["b"].removeprefix("VQ-VAE ")
         lines.append(f"At equal *coded* rate ({eq['rate']:.0f} bits per image under each code set's prior chosen on "
@@ -468,18 +477,21 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
 
 def front_page_findings(results: Path) -> str:
     """The README's "what it found" paragraph, generated from the figures of record in ``results``
-    (``results/standard``): the fixed-rate verdict of notebook 06, its spread over the seed sweep, the
-    decoder-adapted ratio, how it moves with beta, and what the record does not yet answer (the coded rate).
-    A test compares it with the README, so the front page and the record cannot disagree."""
+    (``results/standard``), in at most five sentences: the fixed-rate verdict of notebook 06 with its spread
+    over the seed sweep; K-means on mu and the decoder-adapted ratio; how the verdict moves with beta; the
+    comparison at equal *coded* rate (the three ratios and each a posteriori curve's BD-rate, or why there
+    is none); the best generator on the curves against the real-data floor. A test compares it with the
+    README, so the front page and the record cannot disagree."""
     r06 = json.loads((results / "06_comparison.json").read_text())
     v, beta = r06["metrics"]["verdict"], r06["config"]["grid_vae"]["beta"]
     s08 = json.loads((results / "08_seeds_and_beta.json").read_text())["metrics"]
     seeds = {row["quantity"]: row for row in s08["seeds"]["table"]}
     post, e2e, k = v["best_a_posteriori"], v["best_end_to_end"], v["k"]
     fixed, coded = v["at_equal_fixed_rate"], v["at_equal_coded_rate"]
-    def over_seeds(key: str, label: str) -> str:  # empty when the seed sweep of record is stale or missing
+    def over_seeds(key: str, label: str, fmt: str = "{:.2f}") -> str:  # empty when the seed sweep is stale or missing
         row = seeds.get(key)
-        return f" ({row['mean']:.2f} ± {row['std']:.2f} over {row['n']} {label})" if row and row["n"] > 1 else ""
+        return (f" ({fmt.format(row['mean'])} ± {fmt.format(row['std'])} over {row['n']} {label})"
+                if row and row["n"] > 1 else "")
 
     betas = [r for r in s08["beta"]["ratios"] if r["method"] == post]
     ref = s08["beta"]["end_to_end_reference"]["quantizer"]
@@ -493,22 +505,34 @@ def front_page_findings(results: Path) -> str:
                                                                                           else "rows", [])]
     capped = sum(r.get("stop_reason") == "max_epochs" for r in priors)
     caps = f"; {capped} of the {len(priors)} priors of notebooks 04 and 05 stopped at their epoch cap" if capped else ""
-    coded_text = f"at equal *coded* rate (what a prior spends) the record holds no comparison yet: {_no_overlap(coded)}{caps}" \
-        if coded["ratio"] is None else \
-        (f"at equal coded rate ({', '.join(f'{r:.0f}' for r in coded['rates'])} bits per image) the ratios are "
-         f"{', '.join(f'{r:.2f}' for r in coded['ratios'])}{caps}" if coded.get("rates") else
-         f"at an equal coded rate of {coded['rate']:.0f} bits per image the ratio is {coded['ratio']:.2f}{caps}")
+    if coded.get("rates"):
+        coded_text = (f"At equal *coded* rate (what the code set's prior spends: "
+                      f"{', '.join(f'{r:.0f}' for r in coded['rates'])} bits per image) the ratios are "
+                      f"{', '.join(f'{r:.2f}' for r in coded['ratios'])}")
+    elif coded.get("ratio") is not None:
+        coded_text = f"At an equal *coded* rate of {coded['rate']:.0f} bits per image the ratio is {coded['ratio']:.2f}"
+    else:
+        coded_text = f"At equal *coded* rate (what a prior spends) the record holds no comparison: {_no_overlap(coded)}"
+    bd = (v.get("bd_rate") or {}).get("a posteriori", {}).get("bd_rate_pct")
+    if bd is not None:
+        coded_text += (f", and the a posteriori curve needs {bd:+.0f} % coded bits at equal MSE (Bjontegaard delta "
+                       f"rate against the end-to-end curve{over_seeds('BD-rate % (a posteriori)', 'seeds', '{:+.0f} %')})")
+    best = v.get("best_generator")
+    best_text = "" if not best else (
+        f" The best samples on the curves, chosen on validation, come from the {curve_label(best['curve'], post)} curve at K = "
+        f"{best['K']} ({best['coded_bits']:.0f} coded bits): test FD {best['fd_over_floor']:.0f} times the real-data "
+        f"floor, IS {best['is']:.2f}.")
     return (
         f"On the GridVAE (β = {beta:g}) at K = {k} ({fixed['rate']:.0f} bits per image at fixed length), the best a posteriori "
         f"codebook chosen on validation, **{METHOD_LABELS.get(post, post)}**, reaches a test MSE of "
         f"**{fixed['mse_a']:.5f}** against **{fixed['mse_b']:.5f}** for the best end-to-end VQ-VAE ({e2e}): "
         f"**{fixed['ratio']:.2f}x**{over_seeds('mse_ratio_a_posteriori_over_end_to_end', 'seeds')}. "
         f"K-means on μ, the usual a posteriori quantizer, reaches {v['test_mse']['kmeans']:.5f} "
-        f"({v['test_mse']['kmeans'] / fixed['mse_b']:.2f}x). Fine-tuning the VAE's decoder on the frozen codes "
+        f"({v['test_mse']['kmeans'] / fixed['mse_b']:.2f}x), and fine-tuning the VAE's decoder on the frozen codes "
         f"brings the ratio to {v['mse_ratio_adapted_over_end_to_end']:.2f}"
         f"{over_seeds('mse_ratio_adapted_over_end_to_end', 'seeds')}. "
-        + (f"The gap {gap} with β ({beta_text}), and " if len(betas) > 1 else "At other β the record holds no ratio; ")
-        + f"{coded_text}."
+        + (f"The gap {gap} with β ({beta_text}). " if len(betas) > 1 else "At other β the record holds no ratio yet. ")
+        + f"{coded_text}{caps}.{best_text}"
     )
 
 

@@ -41,3 +41,32 @@ def test_the_findings_read_the_direction_of_the_beta_trend_off_the_numbers(tmp_p
         row["beta"] = 1.0 / row["beta"]  # the same ratios, the betas reversed
     (tmp_path / "08_seeds_and_beta.json").write_text(json.dumps(r08))
     assert "The gap narrows with β" in front_page_findings(tmp_path)
+
+
+def _record_with_rd(tmp_path, bd_pct, ratios):
+    """The committed record's files in ``tmp_path``, its verdict given a coded-rate comparison at three rates,
+    a BD-rate and a best generator (synthetic numbers)."""
+    import json
+    import shutil
+
+    for name in ("04_priors", "05_vqvae_baseline", "06_comparison", "08_seeds_and_beta"):
+        shutil.copy(ROOT / "results" / "standard" / f"{name}.json", tmp_path)
+    r06 = json.loads((tmp_path / "06_comparison.json").read_text())
+    v = r06["metrics"]["verdict"]
+    v["at_equal_coded_rate"].update(rates=[80.0, 120.0, 160.0], ratios=ratios)
+    v["bd_rate"] = {"a posteriori": {"bd_rate_pct": bd_pct}, "kmeans": {"bd_rate_pct": 300.0}}
+    v["best_generator"] = {"curve": "end to end", "K": 16, "temperature": 1.0, "coded_bits": 68.0, "fd": 44.1,
+                           "fd_over_floor": 14.2, "is": 8.39}
+    (tmp_path / "06_comparison.json").write_text(json.dumps(r06))
+    return front_page_findings(tmp_path)
+
+
+def test_the_findings_state_the_coded_rate_verdict_in_at_most_five_sentences(tmp_path):
+    text = _record_with_rd(tmp_path, 57.4, [1.31, 1.42, 1.5])
+    assert "(what the code set's prior spends: 80, 120, 160 bits per image) the ratios are 1.31, 1.42, 1.50" in text
+    assert "needs +57 % coded bits at equal MSE" in text
+    assert "from the end-to-end VQ-VAE curve at K = 16 (68 coded bits): test FD 14 times the real-data floor" in text
+    assert "no comparison" not in text
+    assert len(re.findall(r"[.!?](?:\s|$)", text.replace("μ", "mu"))) <= 5, text
+    # the sign is read off the number: a curve that needs fewer bits says so
+    assert "needs -20 % coded bits" in _record_with_rd(tmp_path, -20.0, [0.9, 0.95, 0.97])
