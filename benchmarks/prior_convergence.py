@@ -65,9 +65,16 @@ def main(argv: list[str] | None = None) -> str:
     if args.threads:
         torch.set_num_threads(args.threads)
     src = Path(args.artifacts).resolve()
+    before = os.environ.get("GEOVQ_HOME")
     with tempfile.TemporaryDirectory(prefix="prior_convergence_") as home:
         os.environ["GEOVQ_HOME"] = home
-        report = _measure(args, src, Path(home))
+        try:
+            report = _measure(args, src, Path(home))
+        finally:  # the caller's home back (a test calls main in its own process)
+            if before is None:
+                os.environ.pop("GEOVQ_HOME", None)
+            else:
+                os.environ["GEOVQ_HOME"] = before
     print(report)
     if args.out:
         Path(args.out).write_text(report + "\n")

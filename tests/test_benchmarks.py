@@ -14,3 +14,25 @@ def test_train_step_benchmark_runs_at_a_tiny_size():
     for model in ("PixelCNN", "Transformer", "GridVAE", "VQ-VAE ema_restart"):
         assert f"\n{model} (" in report
     assert report.count("today (fp32)") == 4 and report.count("bf16 autocast") == 4
+
+
+def test_prior_convergence_scores_an_end_to_end_generator_at_a_tiny_size(tmp_path):
+    """``--vae vqvae``: a VQ-VAE trained at a K off the book's grid, its prior, samples through its own
+    decoder, and the reconstructions' FD beside the samples' (an empty artifacts folder: the classifier is
+    trained here)."""
+    import torch
+
+    spec = importlib.util.spec_from_file_location("prior_convergence", ROOT / "benchmarks" / "prior_convergence.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()  # --threads sets the process's torch threads: given back after
+    try:
+        report = module.main(["--artifacts", str(tmp_path), "--threads", "1", "--vae", "vqvae", "--method", "ema",
+                              "--k", "8", "--temperatures", "1.0", "--n", "100", "--max-epochs", "1", "--set",
+                              "data.n_train=500", "data.n_val=200", "data.n_test=200", "vqvae.max_epochs=1",
+                              "comparison.classifier_max_epochs=1", "prior.pixelcnn_channels=8"])
+    finally:
+        torch.set_num_threads(threads)
+    assert "VQ-VAE ema K = 8: 1 epochs" in report and "pixelcnn (bf16) on vqvae_ema_K8" in report
+    assert "reconstructions (the test images through the codes and decoder): FD " in report
+    assert "classifier: trained here" in report and "\nT = 1.0  FD " in report
