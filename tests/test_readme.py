@@ -35,12 +35,20 @@ def test_the_findings_read_the_direction_of_the_beta_trend_off_the_numbers(tmp_p
 
     for name in ("04_priors", "05_vqvae_baseline", "06_comparison", "08_seeds_and_beta"):
         shutil.copy(ROOT / "results" / "standard" / f"{name}.json", tmp_path)
-    assert "The gap widens with β" in front_page_findings(tmp_path)
+    post = json.loads((tmp_path / "06_comparison.json").read_text())["metrics"]["verdict"]["best_a_posteriori"]
     r08 = json.loads((tmp_path / "08_seeds_and_beta.json").read_text())
-    for row in r08["metrics"]["beta"]["ratios"]:
-        row["beta"] = 1.0 / row["beta"]  # the same ratios, the betas reversed
-    (tmp_path / "08_seeds_and_beta.json").write_text(json.dumps(r08))
-    assert "The gap narrows with β" in front_page_findings(tmp_path)
+    ref = r08["metrics"]["beta"]["end_to_end_reference"]["quantizer"]
+
+    def with_ratios(pairs):  # synthetic beta-sweep ratios of the chosen codebook, whatever the record holds
+        r08["metrics"]["beta"]["ratios"] = [{"method": post, "beta": b, f"MSE / {ref}": x} for b, x in pairs]
+        (tmp_path / "08_seeds_and_beta.json").write_text(json.dumps(r08))
+        return front_page_findings(tmp_path)
+
+    assert "The gap widens with β (1.10 at β = 0.1, 1.60 at β = 0.3, 3.70 at β = 1)" in with_ratios(
+        [(0.1, 1.1), (0.3, 1.6), (1.0, 3.7)])
+    assert "The gap narrows with β" in with_ratios([(0.1, 3.7), (0.3, 1.6), (1.0, 1.1)])
+    assert "The gap moves both ways with β" in with_ratios([(0.1, 1.1), (0.3, 3.7), (1.0, 1.6)])
+    assert "At other β the record holds no ratio yet." in with_ratios([])
 
 
 def _record_with_rd(tmp_path, bd_pct, ratios):
