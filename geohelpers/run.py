@@ -229,13 +229,18 @@ def write_run_record(profile: str, overrides: dict[str, Any], rows: list[dict], 
     """``results/<profile>/run.json``: what this call of the runner did and how long it took: the stage
     graph (each stage's status, seconds and worker, the choices, the critical path), each notebook's
     status and seconds, the book build, the total of what ran, and the reference workload timed beside them
-    (with the torch threads it ran on), so that a wall time is never read without the machine's pace."""
+    (with the torch threads it ran on), so that a wall time is never read without the machine's pace.
+
+    A call that resumes a stopped one keeps it: when ``run.json`` holds an incomplete record of another
+    call with the same profile and overrides, that record (and the calls it kept) goes to
+    ``earlier_calls``, oldest first, so a book command stopped mid-graph and run again still shows what
+    each call built and how long it took; a complete record is replaced, never kept."""
     import torch
 
     from . import files, store
 
     path = store.results_dir(profile) / "run.json"
-    files.write_json(path, {
+    files.write_json(path, {**earlier_calls(path, profile, overrides, started),
         "profile": profile, "overrides": nb.plain(overrides), "complete_book": complete, "started": started,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "reference_workload_s": round(reference, 3), "reference_workload_threads": 1, "torch_threads": torch.get_num_threads(),
@@ -244,6 +249,23 @@ def write_run_record(profile: str, overrides: dict[str, Any], rows: list[dict], 
         "total_s": round(run_total(rows, stages), 1),
         "machine": store.machine()})
     return path
+
+
+def earlier_calls(path: Path, profile: str, overrides: dict[str, Any], started: str) -> dict[str, list[dict]]:
+    """``{"earlier_calls": [...]}`` for :func:`write_run_record`: the incomplete calls of the same profile
+    and overrides that this call (started at ``started``) resumes, oldest first; empty when ``path`` is
+    missing or unreadable, holds a complete book's record, or another profile's or overrides'."""
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"earlier_calls": []}
+    kept = list(before.get("earlier_calls") or [])
+    same = before.get("profile") == profile and before.get("overrides") == nb.plain(overrides)
+    if same and before.get("started") == started:  # this call rewriting its own record
+        return {"earlier_calls": kept}
+    if not same or before.get("complete_book"):
+        return {"earlier_calls": []}
+    return {"earlier_calls": [*kept, {k: v for k, v in before.items() if k != "earlier_calls"}]}
 
 
 def _main_sweep(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dict[str, list[Any]],

@@ -172,3 +172,27 @@ def test_every_run_writes_its_record_with_the_reference_workload(monkeypatch, tm
     record = json.loads((tmp_home / "results" / "quick" / "run.json").read_text())
     assert record["reference_workload_s"] == 1.5 and record["total_s"] == 12.3 and not record["complete_book"]
     assert [s["status"] for s in record["steps"]] == ["executed", "skipped"] and record["torch_threads"] >= 1
+
+
+def test_a_resumed_call_keeps_the_stopped_calls_record(tmp_path):
+    """run.json: a call that resumes a stopped one (same profile and overrides, incomplete record) keeps it
+    in ``earlier_calls``; its own rewrites do not repeat it; a complete record or another profile's is
+    replaced."""
+    from geohelpers import store
+
+    path = store.results_dir("quick") / "run.json"
+    run.write_run_record("quick", {}, [], 1.0, "t1", complete=False)
+    run.write_run_record("quick", {}, [], 1.0, "t1", complete=False)  # the same call, after another stage
+    assert json.loads(path.read_text())["earlier_calls"] == []
+    run.write_run_record("quick", {}, [{"notebook": "01_vae.ipynb", "status": "executed", "seconds": 2.0}], 1.1,
+                         "t2", complete=False)
+    run.write_run_record("quick", {}, [], 1.2, "t3", complete=True)
+    run.write_run_record("quick", {}, [], 1.2, "t3", complete=True)
+    record = json.loads(path.read_text())
+    assert [c["started"] for c in record["earlier_calls"]] == ["t1", "t2"]
+    assert record["earlier_calls"][1]["steps"][0]["seconds"] == 2.0
+    assert all("earlier_calls" not in c for c in record["earlier_calls"])
+    run.write_run_record("quick", {}, [], 1.0, "t4", complete=False)  # after a complete book: nothing kept
+    assert json.loads(path.read_text())["earlier_calls"] == []
+    run.write_run_record("quick", {"seed": 1}, [], 1.0, "t5", complete=False)  # other overrides: not resumed
+    assert json.loads(path.read_text())["earlier_calls"] == []
