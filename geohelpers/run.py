@@ -231,16 +231,21 @@ def write_run_record(profile: str, overrides: dict[str, Any], rows: list[dict], 
     status and seconds, the book build, the total of what ran, and the reference workload timed beside them
     (with the torch threads it ran on), so that a wall time is never read without the machine's pace.
 
-    A call that resumes a stopped one keeps it: when ``run.json`` holds an incomplete record of another
-    call with the same profile and overrides, that record (and the calls it kept) goes to
-    ``earlier_calls``, oldest first, so a book command stopped mid-graph and run again still shows what
-    each call built and how long it took; a complete record is replaced, never kept."""
+    Earlier calls stay with it: what this call loaded or skipped was made by them. ``earlier_calls`` keeps,
+    oldest first, every earlier call of the same profile and overrides that built a stage or executed a
+    notebook (a call that only loaded and skipped adds nothing), so a book command stopped mid-graph and run
+    again, or one that re-executed a single notebook, still shows what each call built and how long it
+    took. A call that built every stage and executed every notebook starts the list afresh, as does
+    another profile's or overrides' record."""
     import torch
 
     from . import files, store
 
     path = store.results_dir(profile) / "run.json"
-    files.write_json(path, {**earlier_calls(path, profile, overrides, started),
+    graph = stages.to_dict()["stages"] if stages is not None else []
+    fresh = (complete and bool(graph) and all(s["status"] == "built" for s in graph)
+             and all(r["status"] == "executed" for r in rows if r["notebook"][:2].isdigit()))
+    files.write_json(path, {"earlier_calls": [] if fresh else earlier_calls(path, profile, overrides, started),
         "profile": profile, "overrides": nb.plain(overrides), "complete_book": complete, "started": started,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "reference_workload_s": round(reference, 3), "reference_workload_threads": 1, "torch_threads": torch.get_num_threads(),
@@ -251,21 +256,28 @@ def write_run_record(profile: str, overrides: dict[str, Any], rows: list[dict], 
     return path
 
 
-def earlier_calls(path: Path, profile: str, overrides: dict[str, Any], started: str) -> dict[str, list[dict]]:
-    """``{"earlier_calls": [...]}`` for :func:`write_run_record`: the incomplete calls of the same profile
-    and overrides that this call (started at ``started``) resumes, oldest first; empty when ``path`` is
-    missing or unreadable, holds a complete book's record, or another profile's or overrides'."""
+def earlier_calls(path: Path, profile: str, overrides: dict[str, Any], started: str) -> list[dict]:
+    """The earlier calls :func:`write_run_record` keeps beside this call's record (this call started at
+    ``started``), oldest first: the record in ``path`` and the calls it kept, if of the same profile and
+    overrides, without those that neither built a stage nor executed a notebook; empty when ``path`` is
+    missing or unreadable or holds another profile's or overrides' record."""
     try:
         before = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {"earlier_calls": []}
+        return []
+    if before.get("profile") != profile or before.get("overrides") != nb.plain(overrides):
+        return []
     kept = list(before.get("earlier_calls") or [])
-    same = before.get("profile") == profile and before.get("overrides") == nb.plain(overrides)
-    if same and before.get("started") == started:  # this call rewriting its own record
-        return {"earlier_calls": kept}
-    if not same or before.get("complete_book"):
-        return {"earlier_calls": []}
-    return {"earlier_calls": [*kept, {k: v for k, v in before.items() if k != "earlier_calls"}]}
+    if before.get("started") != started:  # not this call rewriting its own record after another stage
+        kept.append({k: v for k, v in before.items() if k != "earlier_calls"})
+    return [c for c in kept if did_work(c)]
+
+
+def did_work(record: dict[str, Any]) -> bool:
+    """Whether a call's ``run.json`` record built a stage or executed a notebook."""
+    stages = (record.get("stage_graph") or {}).get("stages") or []
+    return (any(s.get("status") == "built" for s in stages)
+            or any(r.get("status") == "executed" for r in record.get("steps") or []))
 
 
 def _main_sweep(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dict[str, list[Any]],

@@ -174,25 +174,33 @@ def test_every_run_writes_its_record_with_the_reference_workload(monkeypatch, tm
     assert [s["status"] for s in record["steps"]] == ["executed", "skipped"] and record["torch_threads"] >= 1
 
 
-def test_a_resumed_call_keeps_the_stopped_calls_record(tmp_path):
-    """run.json: a call that resumes a stopped one (same profile and overrides, incomplete record) keeps it
-    in ``earlier_calls``; its own rewrites do not repeat it; a complete record or another profile's is
-    replaced."""
-    from geohelpers import store
+def test_run_json_keeps_the_earlier_calls_that_made_what_a_call_loaded(tmp_path):
+    """run.json: every earlier call of the same profile and overrides that built a stage or executed a
+    notebook stays in ``earlier_calls`` (oldest first; a call's own rewrites do not repeat it; calls that
+    only loaded and skipped are dropped); a call that built every stage and executed every notebook, or
+    another overrides' call, starts afresh."""
+    from geohelpers import graph, store
 
+    def report(*statuses):
+        rep = graph.GraphReport(workers=2)
+        rep.records = [{"key": f"s{i}", "status": st, "seconds": 1.0} for i, st in enumerate(statuses)]
+        return rep
+
+    executed = [{"notebook": "01_vae.ipynb", "status": "executed", "seconds": 2.0}]
+    skipped = [{"notebook": "01_vae.ipynb", "status": "skipped", "seconds": 2.0}]
     path = store.results_dir("quick") / "run.json"
-    run.write_run_record("quick", {}, [], 1.0, "t1", complete=False)
-    run.write_run_record("quick", {}, [], 1.0, "t1", complete=False)  # the same call, after another stage
-    assert json.loads(path.read_text())["earlier_calls"] == []
-    run.write_run_record("quick", {}, [{"notebook": "01_vae.ipynb", "status": "executed", "seconds": 2.0}], 1.1,
-                         "t2", complete=False)
-    run.write_run_record("quick", {}, [], 1.2, "t3", complete=True)
-    run.write_run_record("quick", {}, [], 1.2, "t3", complete=True)
-    record = json.loads(path.read_text())
-    assert [c["started"] for c in record["earlier_calls"]] == ["t1", "t2"]
+    read = lambda: json.loads(path.read_text())  # noqa: E731
+    run.write_run_record("quick", {}, [], 1.0, "t1", complete=False, stages=report("built", "loaded"))
+    run.write_run_record("quick", {}, [], 1.0, "t1", complete=False, stages=report("built", "built"))  # same call
+    assert read()["earlier_calls"] == []
+    run.write_run_record("quick", {}, executed, 1.1, "t2", complete=True, stages=report("loaded", "loaded"))
+    run.write_run_record("quick", {}, skipped, 1.2, "t3", complete=True, stages=report("loaded", "loaded"))
+    run.write_run_record("quick", {}, skipped, 1.2, "t4", complete=True, stages=report("loaded", "loaded"))
+    record = read()
+    assert [c["started"] for c in record["earlier_calls"]] == ["t1", "t2"]  # t3 only loaded and skipped
     assert record["earlier_calls"][1]["steps"][0]["seconds"] == 2.0
     assert all("earlier_calls" not in c for c in record["earlier_calls"])
-    run.write_run_record("quick", {}, [], 1.0, "t4", complete=False)  # after a complete book: nothing kept
-    assert json.loads(path.read_text())["earlier_calls"] == []
-    run.write_run_record("quick", {"seed": 1}, [], 1.0, "t5", complete=False)  # other overrides: not resumed
-    assert json.loads(path.read_text())["earlier_calls"] == []
+    run.write_run_record("quick", {}, executed, 1.0, "t5", complete=True, stages=report("built", "built"))
+    assert read()["earlier_calls"] == []  # everything built and executed: nothing of the earlier calls is read
+    run.write_run_record("quick", {"seed": 1}, [], 1.0, "t6", complete=False)
+    assert read()["earlier_calls"] == []
