@@ -405,6 +405,30 @@ def best_generator_sentence(b: Mapping[str, Any], a_posteriori: str | None = Non
             f"real-data floor, IS {b['is']:.2f}.")
 
 
+def control_relation(control_gain: float, gains: Mapping[str, float]) -> str:
+    """How the control's relative gain (the decoder fine-tuned on the continuous mu) sits against the
+    codebooks' (each ``1 - adapted / before``): what part of their gain needs the codes at all."""
+    lo, hi = min(gains.values()), max(gains.values())
+    if control_gain > hi:
+        return ("more than on any codebook's codes: decoder training alone gives a gain this size, so the "
+                "codebooks' gain cannot be read as the decoder learning the codes")
+    if control_gain == hi:
+        return "as much as on the codes that gain most: decoder training alone gives a gain this size"
+    if control_gain < lo:
+        return (f"less than on every codebook's codes: the codes add "
+                f"{span_text(100 * (lo - control_gain), 100 * (hi - control_gain), '{:.0f}')} percentage points")
+    return "within the codebooks' range: decoder training alone gives part of their gain"
+
+
+def adaptation_control_sentence(c: Mapping[str, Any], gains: Mapping[str, float]) -> str:
+    """The decoder adaptation's control (:func:`geohelpers.selection.adaptation_control`) beside the
+    codebooks' gains ``gains``, with the direction words read off the numbers."""
+    word = "lowers" if c["gain"] > 0 else "raises"
+    return (f"Its control, the same fine-tuning of the decoder on the continuous μ (no codes), {word} the "
+            f"continuous reconstructions' test MSE by {abs(c['gain']):.0%} ({c['test_mse']:.5f} to "
+            f"{c['test_mse_adapted']:.5f}, {c['epochs']} epochs), {control_relation(c['gain'], gains)}.")
+
+
 def findings(v: Mapping[str, Any], beta: float) -> Prose:
     """The book's answer in at most five sentences, for the introduction: the fixed-rate verdict with the
     β and K it holds at, the equal-coded-rate comparison at three rates (or why there is none), the BD-rate
@@ -450,6 +474,8 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
                      f"{word} the test MSE by {span}; the best adapted codebook, chosen on validation "
                      f"({METHOD_LABELS.get(v['best_adapted'], v['best_adapted'])}), reaches "
                      f"{_versus(v['mse_ratio_adapted_over_end_to_end'], 'the end-to-end VQ-VAE')}.")
+        if v.get("decoder_adaptation_control"):
+            lines.append(adaptation_control_sentence(v["decoder_adaptation_control"], gains))
     eq = v.get("at_equal_coded_rate")
     if eq and eq.get("rates") is not None:
         lines.append(coded_rate_sentence(eq))
@@ -517,6 +543,10 @@ def front_page_findings(results: Path) -> str:
     if bd is not None:
         coded_text += (f", and the a posteriori curve needs {bd:+.0f} % coded bits at equal MSE (Bjontegaard delta "
                        f"rate against the end-to-end curve{over_seeds('BD-rate % (a posteriori)', 'seeds', '{:+.0f} %')})")
+    control = v.get("decoder_adaptation_control") if "decoder_adaptation_gain" in v else None
+    control_text = "" if not control else (
+        f" (the same fine-tuning {'lowers' if control['gain'] > 0 else 'raises'} the continuous VAE's own test MSE by "
+        f"{abs(control['gain']):.0%}, {control_relation(control['gain'], v['decoder_adaptation_gain'])})")
     best = v.get("best_generator")
     best_text = "" if not best else (
         f" The best samples on the curves, chosen on validation, come from the {curve_label(best['curve'], post)} curve at K = "
@@ -530,7 +560,7 @@ def front_page_findings(results: Path) -> str:
         f"K-means on μ, the usual a posteriori quantizer, reaches {v['test_mse']['kmeans']:.5f} "
         f"({v['test_mse']['kmeans'] / fixed['mse_b']:.2f}x), and fine-tuning the VAE's decoder on the frozen codes "
         f"brings the ratio to {v['mse_ratio_adapted_over_end_to_end']:.2f}"
-        f"{over_seeds('mse_ratio_adapted_over_end_to_end', 'seeds')}. "
+        f"{over_seeds('mse_ratio_adapted_over_end_to_end', 'seeds')}{control_text}. "
         + (f"The gap {gap} with β ({beta_text}). " if len(betas) > 1 else "At other β the record holds no ratio yet. ")
         + f"{coded_text}{caps}.{best_text}"
     )

@@ -137,6 +137,20 @@ def best_on_validation(val_mse: Mapping[str, float]) -> str:
     return min(val_mse, key=val_mse.__getitem__)
 
 
+def adaptation_control(adaptation: pd.DataFrame) -> dict[str, Any]:
+    """``{"decoder_adaptation_control": {...}}`` for the verdict: the decoder adaptation's control, the row of
+    ``adaptation`` without a K (the GridVAE's decoder fine-tuned the same way on the continuous mu, no codes:
+    :func:`geohelpers.evaluation.adaptation_along_curves`), with its test MSE before and after, its gain
+    ``1 - after / before``, epochs and stop reason; empty when the rows hold no control."""
+    rows = adaptation[adaptation["K"].isna()] if "K" in adaptation else adaptation.iloc[:0]
+    if rows.empty:
+        return {}
+    r = rows.iloc[0]
+    return {"decoder_adaptation_control": {
+        "method": str(r["method"]), "test_mse": float(r["test_mse"]), "test_mse_adapted": float(r["test_mse_adapted"]),
+        "gain": float(r["adaptation_gain"]), "epochs": int(r["epochs"]), "stop_reason": str(r["stop_reason"])}}
+
+
 def select_on_validation(scores: pd.DataFrame | Mapping[str, Mapping[str, float]], column: str) -> str:
     """The row (index label) of lowest ``column``, where ``column`` must be a validation metric (its name
     starts with ``val``): selection cannot be made on test numbers."""

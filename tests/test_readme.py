@@ -78,3 +78,20 @@ def test_the_findings_state_the_coded_rate_verdict_in_at_most_five_sentences(tmp
     assert len(re.findall(r"[.!?](?:\s|$)", text.replace("μ", "mu"))) <= 5, text
     # the sign is read off the number: a curve that needs fewer bits says so
     assert "needs -20 % coded bits" in _record_with_rd(tmp_path, -20.0, [0.9, 0.95, 0.97])
+
+
+def test_the_findings_set_the_decoder_adaptation_beside_its_control(tmp_path):
+    import json
+
+    _record_with_rd(tmp_path, 57.4, [1.31, 1.42, 1.5])
+    r06 = json.loads((tmp_path / "06_comparison.json").read_text())
+    v = r06["metrics"]["verdict"]
+    v["decoder_adaptation_gain"] = {"kmeans": 0.21, "pullback_vector": 0.10}
+    for gain, words in ((0.33, "lowers the continuous VAE's own test MSE by 33%, more than on any codebook's codes"),
+                        (0.05, "lowers the continuous VAE's own test MSE by 5%, less than on every codebook's codes")):
+        v["decoder_adaptation_control"] = {"test_mse": 0.0017, "test_mse_adapted": 0.0017 * (1 - gain), "gain": gain,
+                                           "epochs": 5, "stop_reason": "patience"}
+        (tmp_path / "06_comparison.json").write_text(json.dumps(r06))
+        text = front_page_findings(tmp_path)
+        assert words in text
+        assert len(re.findall(r"[.!?](?:\s|$)", text.replace("μ", "mu"))) <= 5, text

@@ -406,3 +406,34 @@ def test_prior_choices_names_each_vae_and_its_architecture():
 
     text = prose.prior_choices({"prior_grid": "pixelcnn", "prior_flat": "transformer"})
     assert str(text) == "gridVAE: pixelcnn; flatVAE: transformer"
+
+
+def test_the_adaptation_control_is_the_row_without_k_and_its_sentence_reads_its_direction_off_the_numbers():
+    rows = pd.DataFrame([
+        {"method": "kmeans", "K": 512, "test_mse": 0.0040, "test_mse_adapted": 0.0030, "adaptation_gain": 0.25,
+         "epochs": 5, "stop_reason": "patience"},
+        {"method": "pullback_vector", "K": 512, "test_mse": 0.0030, "test_mse_adapted": 0.0027, "adaptation_gain": 0.10,
+         "epochs": 3, "stop_reason": "patience"},
+        {"method": "continuous mu (control)", "K": None, "test_mse": 0.0020, "test_mse_adapted": 0.0010,
+         "adaptation_gain": 0.5, "epochs": 4, "stop_reason": "patience"}])
+    c = selection.adaptation_control(rows)["decoder_adaptation_control"]
+    assert (c["test_mse"], c["gain"], c["epochs"]) == (0.0020, 0.5, 4)
+    assert selection.adaptation_control(rows[rows["K"].notna()]) == {}
+    gains = {"kmeans": 0.25, "pullback_vector": 0.10}
+    assert "more than on any codebook's codes" in prose.adaptation_control_sentence(c, gains)
+    assert "lowers the continuous reconstructions' test MSE by 50%" in prose.adaptation_control_sentence(c, gains)
+    less = prose.adaptation_control_sentence({**c, "gain": 0.05}, gains)
+    assert "less than on every codebook's codes: the codes add 5 to 20 percentage points" in less
+    assert "within the codebooks' range" in prose.adaptation_control_sentence({**c, "gain": 0.2}, gains)
+    assert "raises" in prose.adaptation_control_sentence({**c, "gain": -0.1}, gains)
+
+
+def test_the_verdict_sets_the_adaptation_control_beside_the_codebooks_gain():
+    codebooks, priors, adaptation = _verdict_inputs()
+    v = selection.verdict_numbers(codebooks, priors, adaptation, ("pixelcnn", "transformer"), 512)
+    assert "Its control" not in prose.verdict_prose(v).text  # no control row, no sentence
+    control = pd.DataFrame([{"method": "continuous mu (control)", "K": None, "test_mse": 0.002,
+                             "test_mse_adapted": 0.0019, "adaptation_gain": 0.05, "epochs": 2, "stop_reason": "patience"}])
+    v.update(selection.adaptation_control(control))
+    assert "Its control, the same fine-tuning of the decoder on the continuous μ (no codes), lowers" in \
+        prose.verdict_prose(v).text
