@@ -242,14 +242,15 @@ def write_run_record(profile: str, overrides: dict[str, Any], rows: list[dict], 
     from . import files, store
 
     path = store.results_dir(profile) / "run.json"
-    graph = stages.to_dict()["stages"] if stages is not None else []
+    stage_graph = stages.to_dict() if stages is not None else None
+    graph = stage_graph["stages"] if stage_graph else []
     fresh = (complete and bool(graph) and all(s["status"] == "built" for s in graph)
              and all(r["status"] == "executed" for r in rows if r["notebook"][:2].isdigit()))
     files.write_json(path, {"earlier_calls": [] if fresh else earlier_calls(path, profile, overrides, started),
         "profile": profile, "overrides": nb.plain(overrides), "complete_book": complete, "started": started,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "reference_workload_s": round(reference, 3), "reference_workload_threads": 1, "torch_threads": torch.get_num_threads(),
-        "stage_graph": stages.to_dict() if stages is not None else None,
+        "stage_graph": stage_graph,
         "steps": [{**r, "seconds": round(r["seconds"], 1)} for r in rows],
         "total_s": round(run_total(rows, stages), 1),
         "machine": store.machine()})
