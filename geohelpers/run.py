@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-graph", action="store_true",
                         help="skip the stage graph: each notebook builds what it finds missing, one after another")
     parser.add_argument("--fresh-points", action="store_true",
-                        help="with --sweep: points do not start from a copy of this profile's artifacts")
+                        help="with --sweep: points do not start from a copy of this profile's artifacts, and a point "
+                             "the record already computed is executed again")
     args = parser.parse_args(argv)
     try:  # every argument is checked before any work, the reference workload included
         overrides = parse_set(args.set)
@@ -287,10 +288,13 @@ def _main_sweep(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dic
     non-zero when a point failed (the others' results are kept)."""
     report = sweep.execute_sweep(args.profile, sweeps, overrides, only, scheduler=args.scheduler, workers=args.workers,
                                  reuse_artifacts=not args.fresh_points)
+    taken = f", {len(report.from_record)} from the record" if report.from_record else ""
     print(f"\n[run] sweep {report.name}, profile {args.profile}: {len(report.done)} ran, {len(report.skipped)} up to "
-          f"date, {len(report.failed)} failed; {report.workers} workers, {report.wall_time_s:.1f} s")
+          f"date{taken}, {len(report.failed)} failed; {report.workers} workers, {report.wall_time_s:.1f} s")
     for r in report.done + report.skipped:
-        print(f"  {r['point']:<40} ok      {r.get('wall_time_s', 0.0):8.1f} s")
+        print(f"  {r['point']:<40} ok      {r.get('wall_time_s') or 0.0:8.1f} s")
+    for r in report.from_record:
+        print(f"  {r['point']:<40} ok      from {r['from_record']}")
     for r in report.failed:
         where = f" in {r['failed_notebook']}" if r.get("failed_notebook") else ""
         print(f"  {r['point']:<40} FAILED{where}: {r['error']}")

@@ -25,6 +25,12 @@ code and inputs that made it (:mod:`geohelpers.artifacts`), so a point loads onl
 would have made the same way (a ``grid_vae.beta`` point keeps the FlatVAE and its codebooks; ``seed=0`` of
 the standard profile keeps everything) and rebuilds, over its copy, every other one.
 
+A point whose resolved configuration is the one the plain runner's record was executed with (``seed=0``
+of the standard profile, or the profile's own ``grid_vae.beta``) takes that record's results files
+(:func:`record_results`) instead of executing its notebooks again, when the record is current for the code:
+every artifact it would load carries the identity of one the record loaded, so it would only repeat the
+record. Its ``point.json`` says so (``from_record``); ``--fresh-points`` executes it like any other.
+
 Points run through Dask distributed: a ``LocalCluster`` on this machine by default, one single-threaded
 worker process per core, or an existing cluster's scheduler (``--scheduler tcp://HOST:8786``). Each point
 first builds its stage graph (:mod:`geohelpers.graph`) on the cluster's workers, every point's stages
@@ -141,6 +147,51 @@ def seed_artifacts(source: Path, target: Path) -> int:
     return sum(1 for f in target.rglob("*") if f.is_file())
 
 
+def record_results(profile: str, overrides: Mapping[str, Any], notebooks: Sequence[str]) -> list[Path] | None:
+    """The results files of the plain runner's record of ``notebooks`` (``results/<profile>/``), when that record
+    is what a point with ``overrides`` would compute; else None.
+
+    It is, for every notebook, when the runner's stamp (:data:`geohelpers.notebooks.STAMPS`) is of this
+    profile, of the same resolved configuration (:meth:`geohelpers.config.Config.digest`) as ``overrides``
+    give, and current (its hash is the input hash the code gives now for the record's own overrides), and
+    the notebook's results file is there. Results are a function of the resolved configuration and the
+    code: each notebook loads artifacts by identity (configuration, code, inputs) and computes from them,
+    so executing the point would repeat the record."""
+    from .store import home
+
+    stamps = nb.read_stamps()
+    want = resolve(profile, overrides).digest()
+    sources = {p.name: p for p in nb.notebooks()}
+    found = []
+    for name in notebooks:
+        st = stamps.get(name, {})
+        result = home() / "results" / profile / f"{Path(name).stem}.json"
+        if (name not in sources or st.get("profile") != profile or st.get("config") != want or not result.is_file()
+                or st.get("hash") != nb.input_hashes([sources[name]], profile, st.get("overrides") or {})[name]):
+            return None
+        found.append(result)
+    return found
+
+
+def take_record(point: Point, profile: str, overrides: Mapping[str, Any], notebooks: Sequence[str],
+                results: Sequence[Path], out_dir: str, stamp: str) -> dict[str, Any]:
+    """Make ``results`` (:func:`record_results`) the point's: copied to ``out_dir`` beside a ``point.json``
+    whose ``from_record`` names where they come from; no notebook runs, so the point has no times of its own.
+    Returns the point's summary."""
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for f in results:
+        shutil.copy2(f, out / f.name)
+    summary = {"point": point.name, "params": point.overrides, "overrides": dict(overrides), "profile": profile,
+               "stamp": stamp, "notebooks": list(notebooks), "status": "ok",
+               "from_record": f"results/{profile}/ (the plain runner's record: same configuration, same code)",
+               "seconds": {}, "wall_time_s": None, "written": _now()}
+    files.write_json(out / "point.json", summary, default=str)
+    return summary
+
+
 def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Sequence[str], out_dir: str,
               work_dir: str, stamp: str, threads: int = 1, artifacts_from: str | None = None) -> dict[str, Any]:
     """Execute one point (in a Dask worker): its notebooks with papermill, with ``$GEOVQ_HOME`` in
@@ -217,6 +268,7 @@ class SweepReport:
     name: str
     done: list[dict] = field(default_factory=list)      # ran now, ok
     skipped: list[dict] = field(default_factory=list)   # up to date
+    from_record: list[dict] = field(default_factory=list)  # took the plain runner's record (record_results)
     failed: list[dict] = field(default_factory=list)
     workers: int = 0
     wall_time_s: float = 0.0
@@ -228,7 +280,8 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
     """Run every point of ``sweeps`` that is not up to date, in parallel on Dask distributed; write
     ``sweep.json`` beside the points' folders: each point's status, every call (points run, skipped and
     failed, workers, wall time), and ``workers`` / ``wall_time_s`` of the last call that ran points.
-    ``reuse_artifacts``: a point's first run starts from a copy of ``artifacts/<profile>/`` (module docstring)."""
+    ``reuse_artifacts``: a point's first run starts from a copy of ``artifacts/<profile>/``, and a point the
+    plain runner's record already computed takes its results (module docstring)."""
     from concurrent.futures import ThreadPoolExecutor
     from concurrent.futures import as_completed as as_completed_threads
 
@@ -260,6 +313,10 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
         done = _read_record(previous, {})
         if done.get("stamp") == stamp:
             report.skipped.append(done)
+            continue
+        record = record_results(profile, overrides, names) if reuse_artifacts else None
+        if record is not None:
+            report.from_record.append(take_record(point, profile, overrides, names, record, str(out), stamp))
             continue
         todo.append((point, str(out), str(work_root(profile, name) / point.name), stamp))
     t0 = time.perf_counter()
@@ -307,7 +364,7 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
                 cluster.close()
     # points finish in any order; the report and sweep.json list them in the sweep's own order
     order = {point.name: i for i, point in enumerate(points(sweeps))}
-    for rows in (report.done, report.skipped, report.failed):
+    for rows in (report.done, report.skipped, report.from_record, report.failed):
         rows.sort(key=lambda r: order.get(r["point"], len(order)))
     report.wall_time_s = time.perf_counter() - t0
     root = results_root(profile, name)
@@ -317,7 +374,7 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
     now = _now()
     call = {"written": now, "workers": report.workers, "wall_time_s": round(report.wall_time_s, 1),
             "ran": [r["point"] for r in report.done], "up to date": [r["point"] for r in report.skipped],
-            "failed": [r["point"] for r in report.failed]}
+            "from the record": [r["point"] for r in report.from_record], "failed": [r["point"] for r in report.failed]}
     last_run = call if report.done else record.get("last_run")  # a call that only skips keeps the timing record
     files.write_json(record_path, {
         "sweep": name, "profile": profile, "values": {k: list(v) for k, v in sweeps.items()}, "overrides": base,
@@ -325,7 +382,8 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
         "last_run": last_run, "calls": [*record.get("calls", []), call],
         "points": {r["point"]: {"status": status, **{k: r.get(k) for k in ("wall_time_s", "error", "failed_notebook")}}
                    for status, rows in (("ran", report.done), ("up to date", report.skipped),
-                                        ("failed", report.failed)) for r in rows},
+                                        ("from the record", report.from_record), ("failed", report.failed))
+                   for r in rows},
         "written": now}, default=str)
     return report
 
@@ -372,7 +430,8 @@ def sweep_times(profile: str, name: str, root: Path | None = None) -> tuple["Any
                      **({"interrupted calls": len(earlier),
                          "their finished notebooks (s)": round(sum(sum(c.get("seconds", {}).values())
                                                                    for c in earlier), 1)} if earlier else {}),
-                     "threads": p.get("threads"), "worker": p.get("worker")})
+                     "threads": p.get("threads"), "worker": p.get("worker"),
+                     **({"from the record": p["from_record"]} if p.get("from_record") else {})})
     record = files.read_json(root / "sweep.json", f"re-run the sweep {name!r}") if (root / "sweep.json").exists() else {}
     ran = [c for c in record.get("calls", []) if c.get("ran")]
     return pd.DataFrame(rows), {**{k: record.get(k) for k in ("workers", "wall_time_s", "written")},

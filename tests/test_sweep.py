@@ -110,6 +110,58 @@ def test_a_point_starts_from_the_projects_artifacts_and_loads_only_those_its_par
     assert (source / "prior_transformer_grid_toy_K8.pt").read_bytes() == before  # the project's is untouched
 
 
+def test_a_point_the_record_already_computed_takes_its_results_and_no_other_does(tmp_home, monkeypatch, capsys):
+    from geohelpers import notebooks as nb
+    from geohelpers.config import resolve
+
+    monkeypatch.setattr(nb, "STAMPS", tmp_home / "stamps.json")
+    names, overrides = ["01_vae.ipynb", "02_w2_quantization.ipynb"], {"data.n_train": 300}
+    record = tmp_home / "results" / "quick"
+    record.mkdir(parents=True)
+    for i, name in enumerate(names):
+        (record / f"{name[:-6]}.json").write_text(json.dumps({"metrics": {"mse": 0.01 * (i + 1)}}))
+    hashes = nb.input_hashes(nb.notebooks(), "quick", overrides)
+
+    def stamp(**change):  # each notebook's stamp as the plain runner writes it
+        return {n: {"hash": hashes[n], "profile": "quick", "config": resolve("quick", overrides).digest(),
+                    "overrides": overrides, "seconds": 1.0, **change} for n in names}
+
+    nb.write_stamps(stamp())
+    assert [f.name for f in sweep.record_results("quick", {**overrides, "seed": 0}, names)] == \
+        ["01_vae.json", "02_w2_quantization.json"]  # seed 0 is the profile's own seed: the same configuration
+    assert sweep.record_results("quick", {**overrides, "seed": 1}, names) is None  # another configuration
+    assert sweep.record_results("quick", overrides, names + ["03_knn_geodesic.ipynb"]) is None  # not in the record
+    nb.write_stamps(stamp(hash="stale"))  # the code changed since the record was executed
+    assert sweep.record_results("quick", overrides, names) is None
+    nb.write_stamps(stamp())
+    (record / "02_w2_quantization.json").unlink()
+    assert sweep.record_results("quick", overrides, names) is None
+    (record / "02_w2_quantization.json").write_text(json.dumps({"metrics": {"mse": 0.02}}))
+
+    def no_cluster(n):  # a point that would execute reaches the cluster; none may here
+        raise AssertionError("a point was executed")
+
+    monkeypatch.setattr("geohelpers.graph.local_cluster", no_cluster)
+    run.main(["--profile", "quick", "--only", "01", "02", "--set", "data.n_train=300", "--sweep", "seed=0"])
+    assert "0 ran, 0 up to date, 1 from the record, 0 failed" in capsys.readouterr().out
+    root = tmp_home / "results" / "quick" / "sweeps" / "seed"
+    point = json.loads((root / "seed=0" / "point.json").read_text())
+    assert point["status"] == "ok" and point["from_record"].startswith("results/quick/") and point["seconds"] == {}
+    for name in names:
+        assert (root / "seed=0" / f"{name[:-6]}.json").read_bytes() == (record / f"{name[:-6]}.json").read_bytes()
+    fresh, stale = sweep.load_points("quick", "seed", root=root)
+    assert [p["point"] for p in fresh] == ["seed=0"] and not stale  # its stamp is the one the code gives it
+    assert json.loads((root / "sweep.json").read_text())["points"]["seed=0"]["status"] == "from the record"
+    times, _ = sweep.sweep_times("quick", "seed", root=root)
+    assert times["from the record"].iloc[0] == point["from_record"]
+    run.main(["--profile", "quick", "--only", "01", "02", "--set", "data.n_train=300", "--sweep", "seed=0"])
+    assert "0 ran, 1 up to date, 0 failed" in capsys.readouterr().out
+    (root / "seed=0" / "point.json").unlink()
+    with pytest.raises(AssertionError, match="a point was executed"):  # --fresh-points executes every point
+        run.main(["--profile", "quick", "--only", "01", "02", "--set", "data.n_train=300", "--sweep", "seed=0",
+                  "--fresh-points"])
+
+
 def _fake_point(root, name, params, stamp, mse):
     folder = root / name
     folder.mkdir(parents=True)
