@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import METHOD_LABELS, VARIANT_LABELS
+from .config import METHOD_LABELS, VARIANT_LABELS, method_label
 from .selection import best_end_to_end, mse_ratio, select_on_validation, with_ratio_to_kmeans
 
 
@@ -129,6 +129,12 @@ def geodesic_verdict(rows: pd.DataFrame, controls: Mapping[str, pd.DataFrame] | 
         text += (" A hypothesis this notebook does not test: K-medoids must place its codewords on landmarks, and "
                  "it minimises path lengths rather than the squared error that the MSE rewards.")
     return Prose(text)
+
+
+def gain_word(gain: float) -> str:
+    """The verb for a relative gain ``gain`` = 1 - after / before in an error: ``lowers`` when positive, else
+    ``raises`` (the percentage beside it is ``abs(gain)``)."""
+    return "lowers" if gain > 0 else "raises"
 
 
 def _effect(ratio: float, raise_: str, lower: str, change: str) -> str:
@@ -393,7 +399,7 @@ def curve_label(curve: str, a_posteriori: str | None = None) -> str:
     posteriori``, ``kmeans, adapted decoder``, ...) for a sentence; ``a_posteriori`` names the chosen codebook."""
     base, _, adapted = curve.partition(", ")
     name = {"end to end": "end-to-end VQ-VAE", "a posteriori": METHOD_LABELS.get(a_posteriori or "", "a posteriori")}.get(
-        base, METHOD_LABELS.get(base, base))
+        base, method_label(base))
     return name + (f" ({adapted})" if adapted else "")
 
 
@@ -423,8 +429,7 @@ def control_relation(control_gain: float, gains: Mapping[str, float]) -> str:
 def adaptation_control_sentence(c: Mapping[str, Any], gains: Mapping[str, float]) -> str:
     """The decoder adaptation's control (:func:`geohelpers.selection.adaptation_control`) beside the
     codebooks' gains ``gains``, with the direction words read off the numbers."""
-    word = "lowers" if c["gain"] > 0 else "raises"
-    return (f"Its control, the same fine-tuning of the decoder on the continuous μ (no codes), {word} the "
+    return (f"Its control, the same fine-tuning of the decoder on the continuous μ (no codes), {gain_word(c['gain'])} the "
             f"continuous reconstructions' test MSE by {abs(c['gain']):.0%} ({c['test_mse']:.5f} to "
             f"{c['test_mse_adapted']:.5f}, {c['epochs']} epochs), {control_relation(c['gain'], gains)}.")
 
@@ -436,7 +441,7 @@ def findings(v: Mapping[str, Any], beta: float) -> Prose:
     :func:`verdict_prose` and the notebooks."""
     post, e2e, k = _chosen(v)
     lines = [f"On the GridVAE at β = {beta:g} and K = {k}, the best a posteriori codebook chosen on validation "
-             f"({METHOD_LABELS.get(post, post)}) has a test MSE "
+             f"({method_label(post)}) has a test MSE "
              f"{_versus(v['mse_ratio_a_posteriori_over_end_to_end'], f'the best end-to-end VQ-VAE ({e2e})')}, "
              f"at equal fixed-length rate."]
     if "mse_ratio_adapted_over_end_to_end" in v and "bd_rate" not in v:
@@ -457,7 +462,7 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
     """The book's verdict, every comparative word read off :func:`verdict_numbers`."""
     post, e2e, k = _chosen(v)
     lines = [f"Chosen on the validation images at K = {k}, the best a posteriori codebook is "
-             f"{METHOD_LABELS.get(post, post)} and the best end-to-end VQ-VAE is {e2e}. On the test images, at "
+             f"{method_label(post)} and the best end-to-end VQ-VAE is {e2e}. On the test images, at "
              f"equal fixed-length rate, the a posteriori MSE is "
              f"{_versus(v['mse_ratio_a_posteriori_over_end_to_end'], 'the end-to-end VQ-VAE')}"]
     if "mse_ratio_a_posteriori_over_hybrid" in v:
@@ -469,10 +474,9 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
         gains = v["decoder_adaptation_gain"]
         lo, hi = min(gains.values()), max(gains.values())
         span = f"{lo:.0%}" if f"{lo:.0%}" == f"{hi:.0%}" else f"{lo:.0%} to {hi:.0%}"
-        word = "lowers" if hi > 0 else "raises"
         lines.append(f"Fine-tuning only the decoder on each codebook's codes (encoder, codebook and rate unchanged) "
-                     f"{word} the test MSE by {span}; the best adapted codebook, chosen on validation "
-                     f"({METHOD_LABELS.get(v['best_adapted'], v['best_adapted'])}), reaches "
+                     f"{gain_word(hi)} the test MSE by {span}; the best adapted codebook, chosen on validation "
+                     f"({method_label(v['best_adapted'])}), reaches "
                      f"{_versus(v['mse_ratio_adapted_over_end_to_end'], 'the end-to-end VQ-VAE')}.")
         if v.get("decoder_adaptation_control"):
             lines.append(adaptation_control_sentence(v["decoder_adaptation_control"], gains))
@@ -545,16 +549,13 @@ def front_page_findings(results: Path) -> str:
                        f"rate against the end-to-end curve{over_seeds('BD-rate % (a posteriori)', 'seeds', '{:+.0f} %')})")
     control = v.get("decoder_adaptation_control") if "decoder_adaptation_gain" in v else None
     control_text = "" if not control else (
-        f" (the same fine-tuning {'lowers' if control['gain'] > 0 else 'raises'} the continuous VAE's own test MSE by "
+        f" (the same fine-tuning {gain_word(control['gain'])} the continuous VAE's own test MSE by "
         f"{abs(control['gain']):.0%}, {control_relation(control['gain'], v['decoder_adaptation_gain'])})")
     best = v.get("best_generator")
-    best_text = "" if not best else (
-        f" The best samples on the curves, chosen on validation, come from the {curve_label(best['curve'], post)} curve at K = "
-        f"{best['K']} ({best['coded_bits']:.0f} coded bits): test FD {best['fd_over_floor']:.0f} times the real-data "
-        f"floor, IS {best['is']:.2f}.")
+    best_text = f" {best_generator_sentence(best, post)}" if best else ""
     return (
         f"On the GridVAE (β = {beta:g}) at K = {k} ({fixed['rate']:.0f} bits per image at fixed length), the best a posteriori "
-        f"codebook chosen on validation, **{METHOD_LABELS.get(post, post)}**, reaches a test MSE of "
+        f"codebook chosen on validation, **{method_label(post)}**, reaches a test MSE of "
         f"**{fixed['mse_a']:.5f}** against **{fixed['mse_b']:.5f}** for the best end-to-end VQ-VAE ({e2e}): "
         f"**{fixed['ratio']:.2f}x**{over_seeds('mse_ratio_a_posteriori_over_end_to_end', 'seeds')}. "
         f"K-means on μ, the usual a posteriori quantizer, reaches {v['test_mse']['kmeans']:.5f} "

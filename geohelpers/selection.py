@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 
 from .artifacts import CodeSet
-from .config import METHOD_LABELS
+from .config import method_label
 
 
 def mse_ratio(rows: pd.DataFrame, method: str, against: str = "kmeans") -> pd.Series:
     """Test MSE of ``method`` over that of ``against``, per (VAE, K)."""
     pivot = rows.pivot_table(index=["VAE", "K"], columns="method", values="mse_per_pixel")
-    return (pivot[method] / pivot[against]).rename(f"MSE of {METHOD_LABELS.get(method, method)} / "
-                                                     f"MSE of {METHOD_LABELS.get(against, against)}")
+    return (pivot[method] / pivot[against]).rename(f"MSE of {method_label(method)} / "
+                                                     f"MSE of {method_label(against)}")
 
 
 def w2_numbers(rows: pd.DataFrame, continuous: Mapping[str, float]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .config import METHOD_LABELS
+from .config import METHOD_LABELS, method_label
 
 from .prose import Prose, direction
 
@@ -297,11 +297,11 @@ def beta_prose(summary: Sequence[Mapping[str, Any]], ratios: "Any", end_to_end: 
     for method, sub in ratios.groupby("method", sort=False):
         sub = sub.sort_values("beta")
         a, b = sub.iloc[0][col], sub.iloc[-1][col]
-        pieces.append(f"{METHOD_LABELS.get(method, method)} {a:.2f} → {b:.2f}")
+        pieces.append(f"{method_label(method)} {a:.2f} → {b:.2f}")
     best = ratios.loc[ratios.groupby("beta")[col].idxmin()]
     text += (f" At K = {k}, each a posteriori codebook's test MSE over that of {end_to_end} goes "
              + "; ".join(pieces) + ". The lowest ratio is "
-             + ", ".join(f"{METHOD_LABELS.get(m, m)} at beta = {b:g} ({r:.2f})"
+             + ", ".join(f"{method_label(m)} at beta = {b:g} ({r:.2f})"
                          for b, m, r in zip(best["beta"], best["method"], best[col])) + ".")
     continuous = {row["beta"]: row["continuous_mse"] for row in summary if "continuous_mse" in row}
     cost = [(b, mse / continuous[b]) for b, mse in zip(best["beta"], best["test MSE"]) if b in continuous]

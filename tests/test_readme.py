@@ -73,7 +73,8 @@ def test_the_findings_state_the_coded_rate_verdict_in_at_most_five_sentences(tmp
     text = _record_with_rd(tmp_path, 57.4, [1.31, 1.42, 1.5])
     assert "(what the code set's prior spends: 80, 120, 160 bits per image) the ratios are 1.31, 1.42, 1.50" in text
     assert "needs +57 % coded bits at equal MSE" in text
-    assert "from the end-to-end VQ-VAE curve at K = 16 (68 coded bits): test FD 14 times the real-data floor" in text
+    assert ("from the end-to-end VQ-VAE curve at K = 16 and temperature 1 (68 coded bits): test FD 44.1, 14 times "
+            "the real-data floor") in text
     assert "no comparison" not in text
     assert len(re.findall(r"[.!?](?:\s|$)", text.replace("μ", "mu"))) <= 5, text
     # the sign is read off the number: a curve that needs fewer bits says so
