@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import json
 import os
 import shutil
 import socket
@@ -161,16 +162,32 @@ def record_results(profile: str, overrides: Mapping[str, Any], notebooks: Sequen
 
     stamps = nb.read_stamps()
     want = resolve(profile, overrides).digest()
-    sources = {p.name: p for p in nb.notebooks()}
+    sources = nb.notebooks()
+    current: dict[str, dict[str, str]] = {}  # the code's input hashes, per overrides the record was run with
     found = []
     for name in notebooks:
         st = stamps.get(name, {})
         result = home() / "results" / profile / f"{Path(name).stem}.json"
-        if (name not in sources or st.get("profile") != profile or st.get("config") != want or not result.is_file()
-                or st.get("hash") != nb.input_hashes([sources[name]], profile, st.get("overrides") or {})[name]):
+        if st.get("profile") != profile or st.get("config") != want or not result.is_file():
+            return None
+        ran_with = st.get("overrides") or {}
+        key = json.dumps(ran_with, sort_keys=True)
+        if key not in current:  # one hashing of the package and notebooks per overrides, not per notebook
+            current[key] = nb.input_hashes(sources, profile, ran_with)
+        if st.get("hash") != current[key].get(name):
             return None
         found.append(result)
     return found
+
+
+def _publish(out: Path, results: Sequence[Path], summary: Mapping[str, Any]) -> None:
+    """Replace the point's results folder ``out`` with copies of ``results`` and its ``point.json``."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for f in results:
+        shutil.copy2(f, out / f.name)
+    files.write_json(out / "point.json", dict(summary), default=str)
 
 
 def take_record(point: Point, profile: str, overrides: Mapping[str, Any], notebooks: Sequence[str],
@@ -178,17 +195,11 @@ def take_record(point: Point, profile: str, overrides: Mapping[str, Any], notebo
     """Make ``results`` (:func:`record_results`) the point's: copied to ``out_dir`` beside a ``point.json``
     whose ``from_record`` names where they come from; no notebook runs, so the point has no times of its own.
     Returns the point's summary."""
-    out = Path(out_dir)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    for f in results:
-        shutil.copy2(f, out / f.name)
     summary = {"point": point.name, "params": point.overrides, "overrides": dict(overrides), "profile": profile,
                "stamp": stamp, "notebooks": list(notebooks), "status": "ok",
                "from_record": f"results/{profile}/ (the plain runner's record: same configuration, same code)",
                "seconds": {}, "wall_time_s": None, "written": _now()}
-    files.write_json(out / "point.json", summary, default=str)
+    _publish(Path(out_dir), results, summary)
     return summary
 
 
@@ -243,12 +254,7 @@ def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Se
     summary.update(status="ok", seconds=seconds, wall_time_s=round(time.perf_counter() - t_all, 1),
                    interrupted_calls=earlier, written=_now())
     progress.unlink()
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    for f in sorted((work / "results" / profile).glob("*.json")):
-        shutil.copy2(f, out / f.name)
-    files.write_json(out / "point.json", summary, default=str)
+    _publish(out, sorted((work / "results" / profile).glob("*.json")), summary)
     return summary
 
 
