@@ -164,6 +164,45 @@ def medoid_control_prose(controls: Mapping[str, pd.DataFrame], k: int | None, ge
     return at + "; ".join(parts) + "."
 
 
+def backend_sentence(backends: pd.DataFrame) -> Prose:
+    """FasterPAM's K-medoids loss :math:`\\sum_l \\min_m G(l, m)` against the alternate method's on the same
+    geodesics (``backends`` indexed by backend, ``fasterpam`` and ``sklearn_extra``, with ``K-medoids loss``):
+    lower, higher or equal, by the relative difference ``|1 - fasterpam / alternate|``."""
+    fast, alt = (float(backends.loc[b, "K-medoids loss"]) for b in ("fasterpam", "sklearn_extra"))
+    gap = abs(1 - fast / alt)
+    if gap < 0.0005:
+        return Prose("FasterPAM's loss equals the alternate method's to within 0.05%.")
+    return Prose(f"FasterPAM's loss is {compared(fast / alt)} than the alternate method's by a fraction {gap:.3f} "
+                 f"of it.")
+
+
+def assignment_summary(rules: pd.DataFrame) -> Prose:
+    """The geodesic assignment rule against the nearest-landmark rule on the same codebook, per VAE
+    (``rules`` indexed by (VAE, rule) with ``test MSE`` and ``vectors coded differently (test)``): the share
+    of test vectors the rules code differently, and what the geodesic rule does to the test MSE,
+    :math:`\\mathrm{MSE}_{geodesic} / \\mathrm{MSE}_{nearest}`."""
+    parts = []
+    for vae in dict.fromkeys(rules.index.get_level_values(0)):
+        geo, near = rules.loc[(vae, "geodesic")], rules.loc[(vae, "nearest landmark")]
+        ratio = float(geo["test MSE"] / near["test MSE"])
+        parts.append(f"on the {vae} it codes {geo['vectors coded differently (test)']:.1%} of the test vectors "
+                     f"differently and {_effect(ratio, 'raises', 'lowers', 'changes')} (test MSE "
+                     f"{geo['test MSE']:.5f} against {near['test MSE']:.5f})")
+    return Prose("Against the nearest-landmark rule on the same codebook, the geodesic assignment rule: "
+                 + "; ".join(parts) + ".")
+
+
+def stopping_summary(epochs: Sequence[int], reasons: Sequence[str | None], cap: int, what: str) -> Prose:
+    """What ended each training of a set (``reasons`` as :class:`geohelpers.train.History` records them:
+    ``patience`` for the stopping rule, ``max_epochs`` for the cap): how many the rule ended, how many the
+    cap, and the longest run against the cap."""
+    n, capped, longest = len(reasons), sum(r == "max_epochs" for r in reasons), max(int(e) for e in epochs)
+    if capped == 0:
+        return Prose(f"The stopping rule ended all {n} {what}, the longest after {longest} of at most {cap} epochs.")
+    return Prose(f"The stopping rule ended {n - capped} of the {n} {what}; {capped} reached the cap of {cap} "
+                 f"epoch{'s' if cap != 1 else ''}, so {'they are' if capped > 1 else 'it is'} not trained to convergence.")
+
+
 def repair_summary(repairs: pd.DataFrame, k: int | None) -> Prose:
     """What repairing a disconnected landmark graph changes (``repairs`` indexed by repair: mst, none, ...)."""
     if repairs.empty or k is None:
@@ -314,6 +353,19 @@ def pullback_verdict(rows: pd.DataFrame, kmeans_rows: pd.DataFrame, k: int,
                          f"one mean metric per position: {where}.")
             numbers[f"{vae[:4].lower()}_vector_over_position_max"] = float(own.max())
     return Prose(" ".join(lines)), numbers
+
+
+def metric_anisotropy(summary: pd.DataFrame) -> Prose:
+    """How unequally each VAE's decoder weighs the directions of a latent vector, from
+    :func:`geohelpers.tables.metric_summary`: the largest eigenvalue's share of the trace of each position's
+    mean metric :math:`\\bar G_p`, averaged over positions (1/d for an isotropic metric, 1 when the decoder
+    reads one direction only), and the condition number of the metric averaged over positions."""
+    share, cond = "largest eigenvalue's share of the trace", "condition number (mean metric)"
+    parts = [f"{row[share]:.0%} of its trace on the {vae} (condition number of the mean metric {row[cond]:.3g})"
+             if i == 0 else f"{row[share]:.0%} on the {vae} ({row[cond]:.3g})"
+             for i, (vae, row) in enumerate(summary.iterrows())]
+    return Prose("On average over positions, the largest eigenvalue of a position's mean pullback metric holds "
+                 + " and ".join(parts) + ".")
 
 
 def linearisation_summary(lin: pd.DataFrame) -> Prose:

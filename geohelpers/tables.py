@@ -122,10 +122,17 @@ def prior_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return table
 
 
+def _entropy(values: pd.Series) -> pd.Series:
+    """An entropy as printed: H = -sum p log p >= 0, so the rounding error of a code set with one code
+    (-1e-17 nats, printed "-0.000") is shown as the 0 it is."""
+    return values.abs()
+
+
 def prior_table(table: pd.DataFrame, kinds: Sequence[str]):
     """One row per (code set, prior), the priors in the order of ``kinds``: the code set's test entropy and
     context-free NLL beside the prior's test NLL, perplexity, bits per image and epochs (what stopped it)."""
-    view = table.assign(prior=pd.Categorical(table["prior"], categories=list(kinds), ordered=True))
+    view = table.assign(prior=pd.Categorical(table["prior"], categories=list(kinds), ordered=True),
+                        test_entropy_nats=_entropy(table["test_entropy_nats"]))
     if "stop_reason" in view:
         view = view.assign(stopped=[f"{e} ({r})" for e, r in zip(view["epochs"], view["stop_reason"])])
     cols = ["test_entropy_nats", "unigram_nll", "nll_nats_per_token", "bits_per_image"]  # perplexity = exp(NLL)
@@ -172,7 +179,8 @@ def vq_table(table: pd.DataFrame):
 def prior_code_table(table: pd.DataFrame):
     """Priors over code sets, one row each: test NLL and the coded bits per image it gives, beside the
     context-free baselines (unigram NLL, test code entropy)."""
-    view = table.rename(columns={"bits_per_image": "coded_bits_per_image", "test_entropy_nats": "code entropy (test, nats)",
+    view = table.assign(test_entropy_nats=_entropy(table["test_entropy_nats"])).rename(columns={
+                        "bits_per_image": "coded_bits_per_image", "test_entropy_nats": "code entropy (test, nats)",
                                  "unigram_nll": "context-free NLL (nats per code)"})
     cols = ["codes", "prior", "nll_nats_per_token", "coded_bits_per_image", "context-free NLL (nats per code)",
             "code entropy (test, nats)"]

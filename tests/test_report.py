@@ -437,3 +437,52 @@ def test_the_verdict_sets_the_adaptation_control_beside_the_codebooks_gain():
     v.update(selection.adaptation_control(control))
     assert "Its control, the same fine-tuning of the decoder on the continuous μ (no codes), lowers" in \
         prose.verdict_prose(v).text
+
+
+def test_the_backend_sentence_follows_the_losses():
+    def backends(fast, alt):
+        return pd.DataFrame({"K-medoids loss": [fast, alt]}, index=pd.Index(["fasterpam", "sklearn_extra"], name="backend"))
+
+    assert prose.backend_sentence(backends(90.0, 100.0)).text == \
+        "FasterPAM's loss is lower than the alternate method's by a fraction 0.100 of it."
+    assert "is higher than the alternate method's by a fraction 0.200" in prose.backend_sentence(backends(120.0, 100.0)).text
+    assert "equals the alternate method's" in prose.backend_sentence(backends(100.0, 100.0)).text
+
+
+def test_the_assignment_sentence_follows_the_rules():
+    def rules(geo_mse, near_mse):
+        index = pd.MultiIndex.from_tuples([(v, r) for v in ("FlatVAE", "GridVAE") for r in ("geodesic", "nearest landmark")],
+                                          names=["VAE", "rule"])
+        return pd.DataFrame({"test MSE": [geo_mse, near_mse] * 2, "vectors coded differently (test)": [0.25] * 4},
+                            index=index)
+
+    helps = prose.assignment_summary(rules(0.009, 0.010)).text
+    assert "on the GridVAE it codes 25.0% of the test vectors differently and lowers the error by 10%" in helps
+    assert "on the FlatVAE" in helps and "(test MSE 0.00900 against 0.01000)" in helps
+    assert "raises the error by 20%" in prose.assignment_summary(rules(0.012, 0.010)).text
+    assert "changes the error by less than 0.5%" in prose.assignment_summary(rules(0.010, 0.01001)).text
+
+
+def test_the_anisotropy_sentence_reads_the_metric_summary():
+    summary = pd.DataFrame({"largest eigenvalue's share of the trace": [0.62, 0.957],
+                            "condition number (mean metric)": [7.09, 20615.0]}, index=["FlatVAE", "GridVAE"])
+    assert prose.metric_anisotropy(summary).text == (
+        "On average over positions, the largest eigenvalue of a position's mean pullback metric holds 62% of its "
+        "trace on the FlatVAE (condition number of the mean metric 7.09) and 96% on the GridVAE (2.06e+04).")
+
+
+def test_the_stopping_summary_counts_what_the_cap_stopped():
+    assert prose.stopping_summary([12, 23, 9], ["patience"] * 3, 60, "priors").text == \
+        "The stopping rule ended all 3 priors, the longest after 23 of at most 60 epochs."
+    capped = prose.stopping_summary([1, 1], ["max_epochs", "patience"], 1, "priors").text
+    assert capped == ("The stopping rule ended 1 of the 2 priors; 1 reached the cap of 1 epoch, "
+                      "so it is not trained to convergence.")
+    assert "2 reached the cap of 3 epochs, so they are" in prose.stopping_summary([3, 3], ["max_epochs"] * 2, 3, "x").text
+
+
+def test_a_one_code_set_prints_its_entropy_as_zero():
+    table = tables.prior_rows(prior_records())
+    table.loc[0, "test_entropy_nats"] = -1e-17  # -sum p log p of a single code, after rounding
+    for view in (tables.prior_table(table, ("pixelcnn", "transformer")), tables.prior_code_table(table)):
+        html = view.to_html()
+        assert "-0.000" not in html and "0.000" in html
