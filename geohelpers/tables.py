@@ -27,6 +27,13 @@ def glue_all(values: Mapping[str, Any]) -> None:
         glue(key, value, display=False)
 
 
+def glue_sizes(mnist: Any) -> None:
+    """Glue the numbers of images this build uses, ``n_train``, ``n_val`` and ``n_test``
+    (:meth:`geohelpers.data.MNIST.sizes`), so that no page types "10,000 test images" where a profile uses
+    fewer."""
+    glue_all({f"n_{part}": int(n) for part, n in mnist.sizes().items()})
+
+
 #: Reader-facing names, with units, of the identifiers that results rows use as column names.
 COLUMN_LABELS: dict[str, str] = {
     "n_images": "images", "neg_elbo_nats": "−ELBO (nats)", "recon_nll_nats": "reconstruction NLL (nats)",
