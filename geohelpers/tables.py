@@ -232,11 +232,18 @@ def headline_samples_view(table: pd.DataFrame):
 
 
 def studies_table(reported: Iterable[Mapping[str, Any]], codebooks: pd.DataFrame, priors: pd.DataFrame) -> pd.DataFrame:
-    """Each earlier study's reported number beside our measurement of the same quantity (None: not run).
+    """Each earlier study's reported number beside our measurement of the same quantity (None: not run),
+    and, where this profile does not run the study's setting, our measurement in the nearest setting it
+    runs (the entry's ``nearest`` key), with what that setting is.
 
     Each entry's ``ours`` key is ``(source, VAE or None, method, K, metric)``, source ``quantizer`` (rows
-    of ``codebooks``) or ``prior`` (``priors`` indexed by (codes, prior), ``method`` the code set).
+    of ``codebooks``) or ``prior`` (``priors`` indexed by (codes, prior), ``method`` the code set); in a
+    ``nearest`` key the method :data:`geohelpers.studies.END_TO_END` stands for the end-to-end VQ-VAE
+    variant chosen on validation at that K (:func:`geohelpers.selection.best_end_to_end`).
     """
+    from .selection import best_end_to_end
+    from .studies import END_TO_END
+
     def ours(key: tuple) -> float | None:
         source, vae, method, k, metric = key
         if source == "prior":
@@ -245,9 +252,36 @@ def studies_table(reported: Iterable[Mapping[str, Any]], codebooks: pd.DataFrame
                         & (codebooks["VAE"].isna() if vae is None else codebooks["VAE"] == vae)]
         return float(sel[metric].iloc[0]) if len(sel) else None
 
-    table = pd.DataFrame([{**{k: v for k, v in r.items() if k != "ours"}, "ours (test set)": ours(r["ours"])}
-                          for r in reported])
-    return table[["study", "quantity", "setting", "reported", "their data", "ours (test set)", "flaw"]]
+    def nearest(entry: Mapping[str, Any], exact: float | None) -> str | None:
+        if exact is not None or "nearest" not in entry:
+            return None
+        source, vae, method, k, metric = entry["nearest"]
+        if method == END_TO_END:
+            at_k = codebooks[codebooks["method"].str.startswith("VQ-VAE") & (codebooks["K"] == k)]
+            if not len(at_k):
+                return None
+            method = f"VQ-VAE {best_end_to_end(at_k, k)}"
+            what = f"{method}, K = {k} (the end-to-end variant chosen on validation at this K)"
+        else:
+            what = f"{method}, K = {k}"
+        value = ours((source, vae, method, k, metric))
+        return None if value is None else f"{value:.4g}: {what}"
+
+    rows = []
+    for r in reported:
+        exact = ours(r["ours"])
+        rows.append({**{k: v for k, v in r.items() if k not in ("ours", "nearest")}, "ours (test set)": exact,
+                     "ours, nearest setting run": nearest(r, exact)})
+    table = pd.DataFrame(rows)
+    return table[["study", "quantity", "setting", "reported", "their data", "ours (test set)",
+                  "ours, nearest setting run", "flaw"]]
+
+
+def studies_view(table: pd.DataFrame):
+    """:func:`studies_table` as the book shows it: a setting this profile does not run reads *not run*, and
+    the nearest-setting column is blank where the study's own setting was run."""
+    shown = table.assign(**{"ours, nearest setting run": table["ours, nearest setting run"].fillna("")})
+    return styled(shown, {"reported": "{:.4g}", "ours (test set)": "{:.4g}"}, na_rep="not run")
 
 
 def sizes_table(cfg: Any, n_samples: int) -> pd.DataFrame:

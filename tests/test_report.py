@@ -486,3 +486,32 @@ def test_a_one_code_set_prints_its_entropy_as_zero():
     for view in (tables.prior_table(table, ("pixelcnn", "transformer")), tables.prior_code_table(table)):
         html = view.to_html()
         assert "-0.000" not in html and "0.000" in html
+
+
+def test_studies_table_gives_the_nearest_setting_run_when_the_studys_is_not():
+    from geohelpers.studies import END_TO_END
+
+    _, codebooks, priors, _, _ = headline_inputs()
+    at_128 = pd.DataFrame([{"VAE": None, "method": f"VQ-VAE {v}", "K": 128, "mse_per_pixel": test, "val_mse_per_pixel": val,
+                            "usage": 0.8} for v, test, val in (("ema", 0.003, 0.0031), ("ema_restart", 0.0025, 0.0033),
+                                                               ("hybrid", 0.001, 0.001))])
+    codebooks = pd.concat([codebooks, at_128], ignore_index=True)
+    entry = {"study": "003", "quantity": "q", "setting": "s", "reported": 0.01, "their data": "d", "flaw": "f",
+             "ours": ("quantizer", None, "VQ-VAE vanilla", 128, "mse_per_pixel"),
+             "nearest": ("quantizer", None, END_TO_END, 128, "mse_per_pixel")}
+    row = tables.records(tables.studies_table([entry], codebooks, priors))[0]
+    # chosen on validation (ema), never on test (ema_restart) nor the hybrid, which starts from the VAE
+    assert row["ours (test set)"] is None
+    assert row["ours, nearest setting run"] == "0.003: VQ-VAE ema, K = 128 (the end-to-end variant chosen on validation at this K)"
+    ran = dict(entry, ours=("quantizer", None, "VQ-VAE ema", 128, "mse_per_pixel"))
+    assert tables.records(tables.studies_table([ran], codebooks, priors))[0]["ours, nearest setting run"] is None
+    nothing = dict(entry, nearest=("quantizer", None, END_TO_END, 64, "mse_per_pixel"))
+    assert tables.records(tables.studies_table([nothing], codebooks, priors))[0]["ours, nearest setting run"] is None
+
+
+def test_the_studies_view_blanks_the_nearest_column_where_the_setting_ran():
+    table = pd.DataFrame([{"study": "003", "quantity": "q", "setting": "s", "reported": 0.01, "their data": "d",
+                           "ours (test set)": v, "ours, nearest setting run": n, "flaw": "f"}
+                          for v, n in ((0.002, None), (None, "0.003: VQ-VAE ema, K = 128"), (None, None))])
+    html = tables.studies_view(table).to_html()
+    assert html.count("not run") == 2 and "0.003: VQ-VAE ema, K = 128" in html and "None" not in html
