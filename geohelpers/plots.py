@@ -182,36 +182,6 @@ def prior_nll_bars(df, x: str = "codebook", hue: str = "model", y: str = "nats p
     return fig
 
 
-def rate_distortion_bits(df, x: str = "bits_per_image", y: str = "mse_per_pixel", hue: str = "quantizer",
-                         style: str = "VAE") -> Figure:
-    """Test MSE against the rate in bits per image (log2 K per position), every quantizer in one panel."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    sns.lineplot(data=df.sort_values(x), x=x, y=y, hue=hue, style=style, markers=True, dashes=False, ax=ax)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set(xlabel="rate (bits per image, no prior)", ylabel="test MSE per pixel")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    return fig
-
-
-def rate_distortion_two_rates(df, hue: str = "quantizer") -> Figure:
-    """Test MSE against the fixed-length rate (positions x log2 K) and against the coded rate (the test NLL
-    of each code set's prior chosen on validation, in bits per image), one panel each, shared MSE axis."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
-    for ax, x, label in ((axes[0], "bits_per_image", "fixed-length rate (bits per image)"),
-                         (axes[1], "coded_bits_per_image", "coded rate under the prior (bits per image)")):
-        sub = df.dropna(subset=[x]).sort_values(x)
-        sns.lineplot(data=sub, x=x, y="mse_per_pixel", hue=hue, markers=True, style=hue, dashes=False, ax=ax,
-                     legend=ax is axes[1])
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set(xlabel=label, ylabel="test MSE per pixel")
-    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    return fig
-
-
 def class_histograms(hists: Mapping[str, Sequence[float]]) -> Figure:
     """Fraction of samples of each generator predicted as each digit, as a heat map."""
     names = list(hists)
@@ -247,24 +217,42 @@ def metric_spectra(metrics: np.ndarray, grid: tuple[int, int] | None = (7, 7)) -
     return fig
 
 
+def bits_axis(ax: plt.Axes, ticks: Sequence[float] | None = None, labels: Sequence[str] | None = None) -> None:
+    """A rate axis in bits: log base 2, ticks at powers of two and 1.5 times them (64, 96, 128, ...), labelled
+    in plain numbers with no minor labels; or, with ``ticks``, exactly those ticks (and ``labels``)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+    ax.set_xscale("log", base=2)
+    if ticks is not None:
+        ax.xaxis.set_major_locator(FixedLocator(list(ticks)))
+        ax.set_xticklabels(list(labels) if labels is not None else [f"{t:.0f}" for t in ticks])
+    else:
+        ax.xaxis.set_major_locator(LogLocator(base=2, subs=(1.0, 1.5)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def rd_curves(points) -> Figure:
     """The rate-distortion curves of the verdict: test MSE per pixel against the coded rate (the test NLL of
     each code set's prior, bits per image; left) and against the fixed-length rate (positions x log2 K;
-    right), log-log, one line per curve, one marker per K."""
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
+    right, a tick at every K), log-log, one line per curve, one marker per K; the legend beside the panels."""
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.2), sharey=True)
     for ax, x, label in ((axes[0], "coded_bits", "coded rate under the prior (bits per image)"),
-                         (axes[1], "fixed_bits", "fixed-length rate (bits per image)")):
+                         (axes[1], "fixed_bits", "fixed-length rate (bits per image), K below")):
         for curve, g in points.groupby("curve", sort=False):
             g = g.sort_values(x)
             ax.plot(g[x], g["test_mse"], marker="o", linestyle="--" if "adapted" in curve else "-", label=curve)
             if ax is axes[0]:
                 for r in g.itertuples():
                     ax.annotate(f"{r.K}", (getattr(r, x), r.test_mse), fontsize=6, xytext=(2, 2), textcoords="offset points")
-        ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set(xlabel=label, ylabel="test MSE per pixel")
         ax.grid(True, which="both", alpha=0.3)
-    axes[1].legend(fontsize=8, loc="upper right")
+    bits_axis(axes[0])
+    fixed = points.drop_duplicates("K").sort_values("K")
+    bits_axis(axes[1], fixed["fixed_bits"], [f"{b:.0f}\n{k}" for b, k in zip(fixed["fixed_bits"], fixed["K"])])
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
 
@@ -282,10 +270,10 @@ def perception_along_curves(chosen, floor_fd: float, floor_is: float) -> Figure:
         axes[1].plot(g["coded_bits"], g["inception_score"], marker="o", color=colors[curve], label=curve)
     axes[0].axhline(floor_fd, color="black", linewidth=1, label="real training images")
     axes[1].axhline(floor_is, color="black", linewidth=1, label="real training images")
-    axes[0].set(xscale="log", yscale="log", xlabel="coded rate (bits per image)",
-                ylabel="FD to the test images (dotted: reconstructions)")
-    axes[1].set(xscale="log", xlabel="coded rate (bits per image)", ylabel="Inception Score")
+    axes[0].set(yscale="log", xlabel="coded rate (bits per image)", ylabel="FD to the test images\n(dotted: reconstructions)")
+    axes[1].set(xlabel="coded rate (bits per image)", ylabel="Inception Score")
     for ax in axes:
+        bits_axis(ax)
         ax.grid(True, which="both", alpha=0.3)
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()

@@ -143,3 +143,21 @@ def test_the_hybrid_starts_from_the_codebook_chosen_on_validation(tmp_home):
                                                              "quantize.ks": [8, 16], "prior.ks": [16], "vqvae.ks": [16, 8],
                                                              "grid_vae.beta": 0.5}))
     assert CodeSet("vqvae", "hybrid", 16).name == "vqvae_hybrid_K16"
+
+
+def test_the_rd_figure_labels_rates_in_plain_bits_and_every_k_on_the_fixed_rate_axis():
+    import matplotlib.pyplot as plt
+
+    from geohelpers import plots
+
+    ks = [16, 32, 64, 128, 256, 512]
+    points = pd.DataFrame([{"curve": c, "K": k, "fixed_bits": 49 * np.log2(k), "coded_bits": f * 49 * np.log2(k) / 3,
+                            "test_mse": 0.01 * f / np.log2(k)} for c, f in (("end to end", 1.0), ("kmeans", 1.5)) for k in ks])
+    fig = plots.rd_curves(points)
+    fig.canvas.draw()
+    coded, fixed = fig.axes[0], fig.axes[1]
+    assert [t.get_text() for t in fixed.get_xticklabels()] == [f"{49 * np.log2(k):.0f}\n{k}" for k in ks]
+    shown = [t.get_text() for t in coded.get_xticklabels() if t.get_text()]
+    assert shown and all(label.replace(".", "").isdigit() for label in shown), shown  # 96, 128, not 2^7
+    assert fixed.get_legend() is not None and coded.get_legend() is None
+    plt.close(fig)
