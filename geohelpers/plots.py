@@ -170,15 +170,25 @@ def usage_curves(histories: Mapping[str, History]) -> Figure:
 
 def prior_nll_bars(df, x: str = "codebook", hue: str = "model", y: str = "nats per token",
                    panel: str = "VAE") -> Figure:
-    """Held-out NLL per token of each prior beside the context-free baseline, one bar group per codebook."""
+    """Held-out NLL per token of each prior beside the context-free baseline, one bar group per codebook, a
+    panel per VAE as wide as its groups need; one legend for all panels, outside them (a model keeps its
+    colour in every panel)."""
     panels = list(dict.fromkeys(df[panel]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 3.6), squeeze=False)
+    widths = [max(3.0, 0.6 * df.loc[df[panel] == name, x].nunique()) for name in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(sum(widths) + 1.5, 3.6), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    order = list(dict.fromkeys(df[hue]))
+    legend: dict[str, object] = {}
     for ax, name in zip(axes[0], panels):
-        sns.barplot(data=df[df[panel] == name], x=x, y=y, hue=hue, ax=ax)
+        sns.barplot(data=df[df[panel] == name], x=x, y=y, hue=hue, hue_order=order, ax=ax)
         ax.set(title=name, xlabel="", ylabel="test NLL (nats per code)")
-        ax.tick_params(axis="x", labelrotation=30)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.tick_params(axis="x", labelrotation=40)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+        legend.update(zip(*ax.get_legend_handles_labels()[::-1]))
+        ax.get_legend().remove()
     fig.tight_layout()
+    fig.legend(list(legend.values()), list(legend), fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig
 
 
