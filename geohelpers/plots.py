@@ -46,9 +46,17 @@ def training_curves(histories: Mapping[str, History], keys: Sequence[str] = ("tr
         for key in keys:
             ax.plot(epochs, hist.column(key), marker="o", label=key.replace("_", " "))
         ax.set(title=name, xlabel="epoch", ylabel=ylabel)
+        epoch_axis(ax)
         ax.legend()
     fig.tight_layout()
     return fig
+
+
+def epoch_axis(ax: plt.Axes) -> None:
+    """Epochs are whole numbers: integer ticks only (a one-epoch run showed 0.96, 0.98, 1.00, ...)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def image_rows(rows: Mapping[str, torch.Tensor], ncol: int, scale: float = 1.0) -> Figure:
@@ -163,6 +171,8 @@ def usage_curves(histories: Mapping[str, History]) -> Figure:
         axes[1].plot(epochs, hist.column("val_perplexity"), marker="o", label=name)
     axes[0].set(xlabel="epoch", ylabel="codes used / K (validation)", ylim=(0, 1.05))
     axes[1].set(xlabel="epoch", ylabel="codebook perplexity (validation)")
+    for ax in axes:
+        epoch_axis(ax)
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig

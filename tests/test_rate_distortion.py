@@ -161,3 +161,16 @@ def test_the_rd_figure_labels_rates_in_plain_bits_and_every_k_on_the_fixed_rate_
     assert shown and all(label.replace(".", "").isdigit() for label in shown), shown  # 96, 128, not 2^7
     assert fixed.get_legend() is not None and coded.get_legend() is None
     plt.close(fig)
+
+
+def test_epoch_axes_tick_whole_epochs_only():
+    import matplotlib.pyplot as plt
+
+    from geohelpers import plots
+
+    fig, ax = plt.subplots()
+    ax.plot([1], [0.5], marker="o")
+    plots.epoch_axis(ax)
+    fig.canvas.draw()
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+    plt.close(fig)
