@@ -56,7 +56,7 @@ def epoch_axis(ax: plt.Axes) -> None:
     """Epochs are whole numbers: integer ticks only (a one-epoch run showed 0.96, 0.98, 1.00, ...)."""
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def image_rows(rows: Mapping[str, torch.Tensor], ncol: int, scale: float = 1.0) -> Figure:
