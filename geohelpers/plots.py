@@ -15,6 +15,22 @@ from .train import History
 sns.set_theme(context="notebook", style="whitegrid")
 
 
+def method_palette(hues: Sequence[str]) -> dict[str, object]:
+    """One colour per a posteriori method for the whole book, by its place in
+    :data:`geohelpers.config.METHOD_LABELS` (by key or label): K-means on μ has the same colour in notebooks
+    02, 03, 07 and 08. Hues that are not methods take the next colours, in order."""
+    from .config import METHOD_LABELS
+
+    known = list(METHOD_LABELS) + list(METHOD_LABELS.values())
+    base = sns.color_palette("tab10", n_colors=10)
+    slot = {name: i % len(METHOD_LABELS) for i, name in enumerate(known)}
+    others = [h for h in dict.fromkeys(hues) if h not in slot]
+    out = {h: base[slot[h]] for h in hues if h in slot}
+    spare = [c for i, c in enumerate(base) if i >= len(METHOD_LABELS)] + list(sns.color_palette("husl", len(others)))
+    out.update({h: spare[i] for i, h in enumerate(others)})
+    return out
+
+
 def image_grid(images: torch.Tensor | np.ndarray, nrow: int, gap: int = 2) -> np.ndarray:
     """Tile (N, 1, H, W) images in [0, 1] into one array, ``gap`` blank (0) pixels between them."""
     imgs = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images)[:, 0]
@@ -121,7 +137,7 @@ def rate_distortion(df, baselines: Mapping[str, float] | None = None, x: str = "
     for ax, name in zip(axes[0], panels):
         sub = df[df[panel] == name]
         sns.lineplot(data=sub, x=x, y=y, hue=hue, style=hue, hue_order=order, style_order=order, markers=True,
-                     dashes=False, ax=ax)
+                     dashes=False, palette=method_palette(order), ax=ax)
         if baselines and name in baselines:
             ax.axhline(baselines[name], color="0.4", ls="--", lw=1, label="continuous (decode $\\mu$)")
         ax.set_xscale("log", base=2)

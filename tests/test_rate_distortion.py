@@ -174,3 +174,13 @@ def test_epoch_axes_tick_whole_epochs_only():
     fig.canvas.draw()
     assert all(float(t).is_integer() for t in ax.get_xticks())
     plt.close(fig)
+
+
+def test_a_method_keeps_its_colour_across_figures():
+    from geohelpers import plots
+    from geohelpers.config import METHOD_LABELS
+
+    a = plots.method_palette([METHOD_LABELS["geodesic"], METHOD_LABELS["kmeans"], METHOD_LABELS["w2"]])
+    b = plots.method_palette([METHOD_LABELS["kmeans"], METHOD_LABELS["pullback_vector"], "continuous"])
+    assert a[METHOD_LABELS["kmeans"]] == b[METHOD_LABELS["kmeans"]] == plots.method_palette(["kmeans"])["kmeans"]
+    assert len({tuple(c) for c in b.values()}) == 3  # a hue that is not a method gets a colour of its own
