@@ -427,23 +427,27 @@ def coded_rate_sentence(eq: Mapping[str, Any], subject: str = "the a posteriori 
             f"is {ratios} times the end-to-end VQ-VAE's: {word}.")
 
 
-def bd_rate_sentence(v: Mapping[str, Any], curves: Sequence[str] | None = None) -> str:
+def bd_rate_sentence(v: Mapping[str, Any], curves: Sequence[str] | None = None, a_posteriori: str | None = None) -> str:
     """The BD-rate of each a posteriori curve (of ``curves``; all when ``None``) against the end-to-end one,
-    with its direction word; one clause for the curves whose MSE range does not overlap the end-to-end one."""
+    with its direction word; one clause for the curves whose MSE range does not overlap the end-to-end one.
+    Curves are named by :func:`curve_label` (``a_posteriori``: the chosen codebook's method)."""
     rates = {n: r for n, r in v.get("bd_rate", {}).items() if curves is None or n in curves}
     if not rates:
         return ""
-    known = [f"{name} {r['bd_rate_pct']:+.0f} % ({'more' if r['bd_rate_pct'] > 0 else 'fewer'} bits)"
+    known = [f"{curve_label(name, a_posteriori)} {r['bd_rate_pct']:+.0f} % "
+             f"({'more' if r['bd_rate_pct'] > 0 else 'fewer'} bits)"
              for name, r in rates.items() if r["bd_rate_pct"] is not None]
-    apart = [name for name, r in rates.items() if r["bd_rate_pct"] is None]
-    text = ("At equal MSE, averaged over the MSE range both curves cover (Bjontegaard delta rate, coded bits), "
-            "against the end-to-end curve: " + "; ".join(known) + ".") if known else ""
+    apart = [curve_label(name, a_posteriori) for name, r in rates.items() if r["bd_rate_pct"] is None]
+    none = ""
     if apart:
-        text += (" " if text else "") + (f"No BD-rate for {', '.join(apart)}: its MSE range does not overlap the "
-                                         f"end-to-end curve's." if len(apart) == 1 else
-                                         f"No BD-rate for {', '.join(apart)}: their MSE ranges do not overlap the "
-                                         f"end-to-end curve's.")
-    return text
+        names = apart[0] if len(apart) == 1 else ", ".join(apart[:-1]) + " and " + apart[-1]
+        none = (f"the {names} curve{'s' if len(apart) > 1 else ''} "
+                f"{'has' if len(apart) == 1 else 'have'} none: {'its MSE range does' if len(apart) == 1 else 'their MSE ranges do'} "
+                f"not overlap the end-to-end curve's")
+    if not known:
+        return f"No BD-rate: {none}."
+    return ("At equal MSE, averaged over the MSE range both curves cover (Bjontegaard delta rate, coded bits), "
+            "against the end-to-end curve: " + "; ".join(known) + (f"; {none}" if none else "") + ".")
 
 
 def curve_label(curve: str, a_posteriori: str | None = None) -> str:
@@ -494,7 +498,7 @@ def findings(v: Mapping[str, Any], beta: float) -> Prose:
     post, e2e, k = _chosen(v)
     lines = [f"On the GridVAE at β = {beta:g} and K = {k}, the best a posteriori codebook chosen on validation "
              f"({method_label(post)}) has a test MSE "
-             f"{_versus(v['mse_ratio_a_posteriori_over_end_to_end'], f'the best end-to-end VQ-VAE ({e2e})')}, "
+             f"{_versus(v['mse_ratio_a_posteriori_over_end_to_end'], f'VQ-VAE {e2e}, the best end-to-end variant')}, "
              f"at equal fixed-length rate."]
     if "mse_ratio_adapted_over_end_to_end" in v and "bd_rate" not in v:
         lines.append(f"With the VAE's decoder fine-tuned on its codes, the best adapted codebook's test MSE is "
@@ -503,7 +507,7 @@ def findings(v: Mapping[str, Any], beta: float) -> Prose:
     if eq is not None:
         lines.append(coded_rate_sentence(eq))
     if v.get("bd_rate"):
-        lines.append(bd_rate_sentence(v, ("a posteriori", "a posteriori, adapted decoder")))
+        lines.append(bd_rate_sentence(v, ("a posteriori", "a posteriori, adapted decoder"), v.get("best_a_posteriori")))
     if v.get("best_generator"):
         lines.append(best_generator_sentence(v["best_generator"], v["best_a_posteriori"]))
     lines.append("How this moves with β and over seeds is in notebook 08.")
@@ -537,7 +541,7 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
         lines.append(coded_rate_sentence(eq))
         if v.get("at_equal_coded_rate_adapted", {}).get("rates") is not None:
             lines.append(coded_rate_sentence(v["at_equal_coded_rate_adapted"], "with its decoder adapted, its MSE"))
-        lines.append(bd_rate_sentence(v))
+        lines.append(bd_rate_sentence(v, a_posteriori=v.get("best_a_posteriori")))
         if v.get("best_generator"):
             lines.append(best_generator_sentence(v["best_generator"], v["best_a_posteriori"]))
     elif eq and eq.get("rate") is not None:

@@ -184,3 +184,15 @@ def test_a_method_keeps_its_colour_across_figures():
     b = plots.method_palette([METHOD_LABELS["kmeans"], METHOD_LABELS["pullback_vector"], "continuous"])
     assert a[METHOD_LABELS["kmeans"]] == b[METHOD_LABELS["kmeans"]] == plots.method_palette(["kmeans"])["kmeans"]
     assert len({tuple(c) for c in b.values()}) == 3  # a hue that is not a method gets a colour of its own
+
+
+def test_the_bd_rate_sentence_names_curves_as_a_reader_reads_them():
+    v = {"bd_rate": {"a posteriori": {"bd_rate_pct": None}, "a posteriori, adapted decoder": {"bd_rate_pct": None}}}
+    text = prose.bd_rate_sentence(v, a_posteriori="pullback_vector")
+    assert text == ("No BD-rate: the K-means under every vector's own pullback metric and K-means under every "
+                    "vector's own pullback metric (adapted decoder) curves have none: their MSE ranges do not overlap "
+                    "the end-to-end curve's.")
+    one = prose.bd_rate_sentence({"bd_rate": {"kmeans": {"bd_rate_pct": None}, "a posteriori": {"bd_rate_pct": 12.0}}})
+    assert one.startswith("At equal MSE") and "a posteriori +12 % (more bits)" in one
+    assert one.endswith("; the K-means on μ curve has none: its MSE range does not overlap the end-to-end curve's.")
+    assert one.count(". ") == 0  # one sentence, whatever the curves

@@ -361,6 +361,14 @@ def test_the_findings_are_at_most_four_sentences_and_read_their_direction_off_th
     assert "(168 bits per image)" in text and "(192-248), and none is made by extrapolating" in text
     v["at_equal_coded_rate"] = {"rate": 200.0, "ratio": 1.3, "span_a": [150, 250], "span_b": [120, 260]}
     assert "equal coded rate of 200 bits per image" in prose.findings(v, 0.3).text
+    # the record's whole verdict: still at most five sentences
+    v.update({"at_equal_coded_rate": {"rate": 117.0, "rates": [101.0, 117.0, 134.0], "ratios": [2.2, 2.05, 1.96],
+                                      "span_a": [90, 250], "span_b": [70, 160]},
+              "bd_rate": {"a posteriori": {"bd_rate_pct": 73.0}, "a posteriori, adapted decoder": {"bd_rate_pct": None}},
+              "best_generator": {"curve": "end to end", "K": 32, "temperature": 1.0, "coded_bits": 89.0, "fd": 49.6,
+                                 "fd_over_floor": 16.0, "is": 8.28}})
+    full = prose.findings(v, 0.1).text
+    assert full.count(". ") + 1 <= 5 and "+73 % (more bits)" in full and "has none" in full, full
 
 
 def test_the_earlier_studies_reported_range_is_read_from_their_record():
