@@ -413,9 +413,11 @@ def _no_coded_comparison(eq: Mapping[str, Any]) -> str:
     return f"At equal coded rate there is no comparison yet: {_no_overlap(eq)}, and none is made by extrapolating."
 
 
-def coded_rate_sentence(eq: Mapping[str, Any], subject: str = "the a posteriori MSE") -> str:
+def coded_rate_sentence(eq: Mapping[str, Any], subject: str = "the a posteriori MSE",
+                        same_rates: Sequence[float] | None = None) -> str:
     """The equal-coded-rate comparison of :func:`~geohelpers.selection.coded_rate_comparison` at its three
-    rates, with the direction read off the ratios; why there is none when the spans do not overlap."""
+    rates, with the direction read off the ratios; why there is none when the spans do not overlap. When its
+    rates print as ``same_rates`` (those of the sentence before), they are not repeated."""
     if eq.get("rates") is None:
         return _no_coded_comparison(eq) if eq.get("rate") is None else (
             f"At an equal coded rate of {eq['rate']:.0f} bits per image, {subject} is {_versus(eq['ratio'], 'the end-to-end VQ-VAE')}.")
@@ -423,6 +425,8 @@ def coded_rate_sentence(eq: Mapping[str, Any], subject: str = "the a posteriori 
     ratios = ", ".join(f"{r:.2f}" for r in eq["ratios"][:-1]) + f" and {eq['ratios'][-1]:.2f}"
     above = [r > 1 for r in eq["ratios"]]
     word = "higher at all three" if all(above) else "lower at all three" if not any(above) else "higher at some and lower at others"
+    if same_rates is not None and [f"{r:.0f}" for r in same_rates] == [f"{r:.0f}" for r in eq["rates"]]:
+        return f"At the same rates, {subject} is {ratios} times the end-to-end VQ-VAE's: {word}."
     return (f"At equal coded rate ({rates} bits per image, read off each curve over K under its prior), {subject} "
             f"is {ratios} times the end-to-end VQ-VAE's: {word}.")
 
@@ -522,9 +526,9 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
              f"equal fixed-length rate, the a posteriori MSE is "
              f"{_versus(v['mse_ratio_a_posteriori_over_end_to_end'], 'the end-to-end VQ-VAE')}"]
     if "mse_ratio_a_posteriori_over_hybrid" in v:
-        lines[-1] += (f", and {_versus(v['mse_ratio_a_posteriori_over_hybrid'], 'the hybrid')} (the hybrid is "
-                      "an end-to-end VQ-VAE started from the trained GridVAE's encoder and decoder and the codebook "
-                      "chosen here)")
+        lines[-1] += (f", and {_versus(v['mse_ratio_a_posteriori_over_hybrid'], 'the hybrid')}, which is an "
+                      "end-to-end VQ-VAE started from the trained GridVAE's encoder and decoder and the codebook "
+                      "chosen here")
     lines[-1] += "."
     if "decoder_adaptation_gain" in v:
         gains = v["decoder_adaptation_gain"]
@@ -532,15 +536,16 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
         span = f"{lo:.0%}" if f"{lo:.0%}" == f"{hi:.0%}" else f"{lo:.0%} to {hi:.0%}"
         lines.append(f"Fine-tuning only the decoder on each codebook's codes (encoder, codebook and rate unchanged) "
                      f"{gain_word(hi)} the test MSE by {span}; the best adapted codebook, chosen on validation "
-                     f"({method_label(v['best_adapted'])}), reaches "
+                     f"({method_label(v['best_adapted'])}), has a test MSE "
                      f"{_versus(v['mse_ratio_adapted_over_end_to_end'], 'the end-to-end VQ-VAE')}.")
         if v.get("decoder_adaptation_control"):
             lines.append(adaptation_control_sentence(v["decoder_adaptation_control"], gains))
     eq = v.get("at_equal_coded_rate")
     if eq and eq.get("rates") is not None:
         lines.append(coded_rate_sentence(eq))
-        if v.get("at_equal_coded_rate_adapted", {}).get("rates") is not None:
-            lines.append(coded_rate_sentence(v["at_equal_coded_rate_adapted"], "with its decoder adapted, its MSE"))
+        adapted = v.get("at_equal_coded_rate_adapted") or {}
+        if adapted.get("rates") is not None:
+            lines.append(coded_rate_sentence(adapted, "with its decoder adapted, its MSE", same_rates=eq["rates"]))
         lines.append(bd_rate_sentence(v, a_posteriori=v.get("best_a_posteriori")))
         if v.get("best_generator"):
             lines.append(best_generator_sentence(v["best_generator"], v["best_a_posteriori"]))

@@ -196,3 +196,13 @@ def test_the_bd_rate_sentence_names_curves_as_a_reader_reads_them():
     assert one.startswith("At equal MSE") and "a posteriori +12 % (more bits)" in one
     assert one.endswith("; the K-means on μ curve has none: its MSE range does not overlap the end-to-end curve's.")
     assert one.count(". ") == 0  # one sentence, whatever the curves
+
+
+def test_the_adapted_coded_rate_sentence_does_not_repeat_the_same_rates():
+    eq = {"rate": 117.0, "rates": [101.0, 117.0, 134.0], "ratios": [2.2, 2.05, 1.96]}
+    adapted = {**eq, "ratios": [0.9, 1.1, 1.2]}
+    same = prose.coded_rate_sentence(adapted, "with its decoder adapted, its MSE", same_rates=eq["rates"])
+    assert same == ("At the same rates, with its decoder adapted, its MSE is 0.90, 1.10 and 1.20 times the end-to-end "
+                    "VQ-VAE's: higher at some and lower at others.")
+    other = prose.coded_rate_sentence({**adapted, "rates": [90.0, 110.0, 130.0]}, "its MSE", same_rates=eq["rates"])
+    assert other.startswith("At equal coded rate (90, 110 and 130 bits per image")
