@@ -231,19 +231,26 @@ def prior_summary(table: pd.DataFrame) -> Prose:
     if not below.all():
         worse = table.loc[~below]
         lines.append("Not below it: " + "; ".join(
-            f"{r.prior} on {r.codes} ({r.nll_nats_per_token:.3f} against {r.unigram_nll:.3f}, {r.epochs} epoch(s))"
+            f"{r.prior} on {r.codes} ({r.nll_nats_per_token:.3f} against {r.unigram_nll:.3f}, {r.epochs} "
+            f"epoch{'s' if r.epochs != 1 else ''})"
             for r in worse.itertuples()) + ".")
     compared = table.groupby("codes").filter(lambda g: g["prior"].nunique() > 1)
     if len(compared):
         best = compared.loc[compared.groupby("codes")["nll_nats_per_token"].idxmin()]
         wins = best["prior"].value_counts()
-        lines.append("Where both architectures were trained, the lower test NLL comes from the " + " and ".join(
-            f"{kind} in {n} of {len(best)} code set(s)" for kind, n in wins.items()) + ".")
+        sets = f"{len(best)} code set{'s' if len(best) != 1 else ''}"
+        if len(wins) == 1:
+            kind = wins.index[0]
+            lines.append(f"Where both architectures were trained ({sets}), the {kind} has the lower test NLL"
+                         + (" on every one." if len(best) > 1 else "."))
+        else:
+            lines.append(f"Where both architectures were trained ({sets}), the lower test NLL comes from the "
+                         + " and the ".join(f"{kind} on {n}" for kind, n in wins.items()) + ".")
     kmax = int(table["K"].max())
     grid_big = table[(table["VAE"] == "GridVAE") & (table["K"] == kmax)]
     if len(grid_big):
         r = grid_big.loc[grid_big["nll_nats_per_token"].idxmin()]
-        lines.append(f"On the GridVAE at K = {kmax}, the best prior ({r['prior']} on the {r['method']} codes) "
+        lines.append(f"On the GridVAE at K = {kmax}, the best prior ({r['prior']} on the {method_label(r['method'])} codes) "
                      f"codes a test image in {r['bits_per_image']:.0f} bits instead of "
                      f"{r['positions'] * np.log2(kmax):.0f}.")
     return Prose(" ".join(lines))

@@ -106,10 +106,13 @@ def test_prior_rows_and_summary():
     assert list(table["VAE"].unique()) == ["GridVAE", "FlatVAE"] and set(table["method"]) == {"kmeans", "w2"}
     text = prose.prior_summary(table).text
     assert text.startswith("6 of 6 priors have a held-out NLL below the context-free prior")
-    assert "pixelcnn in 3 of 3" in text
+    assert "Where both architectures were trained (3 code sets), the pixelcnn has the lower test NLL on every one." in text
     assert f"codes a test image in {3.0 * 49 / np.log(2):.0f} bits instead of 441" in text
     table.loc[0, "nll_nats_per_token"] = 6.0
-    assert "Not below it: pixelcnn on grid_kmeans_K512 (6.000 against 5.000, 1 epoch(s))" in prose.prior_summary(table).text
+    assert "Not below it: pixelcnn on grid_kmeans_K512 (6.000 against 5.000, 1 epoch)" in prose.prior_summary(table).text
+    # with the pixelcnn at 6.0 on grid_kmeans_K512, the transformer wins that code set
+    assert "(3 code sets), the lower test NLL comes from the pixelcnn on 2 and the transformer on 1." in \
+        prose.prior_summary(table).text
 
 
 def test_prior_table_has_every_prior_column():
