@@ -293,24 +293,34 @@ def rd_curves(points) -> Figure:
     return fig
 
 
-def perception_along_curves(chosen, floor_fd: float, floor_is: float) -> Figure:
-    """Samples along the curves, each generator at its validation-chosen temperature: test FD (log scale;
-    solid) with the reconstructions' FD (dotted: the same codes and decoder on the test images, what a
-    perfect prior would reach) and the real-data floor; IS with real images' IS; against the coded rate."""
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2))
+def perception_along_curves(chosen, floor_fd: float, floor_is: float, floor_tv: float | None = None) -> Figure:
+    """Samples along the curves, each generator at its validation-chosen temperature, against the coded rate:
+    test FD (log scale; solid) with the reconstructions' FD (dotted: the same codes and decoder on the test
+    images, what a perfect prior would reach); IS; and, with ``floor_tv``, the class spread (total
+    variation of the predicted digits from uniform, 0 when balanced); each with real training images' value
+    as a black line."""
+    panels = 3 if floor_tv is not None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels + 1.5, 4.2))
     colors = dict(zip(dict.fromkeys(chosen["curve"]), sns.color_palette(n_colors=chosen["curve"].nunique())))
     for curve, g in chosen.groupby("curve", sort=False):
         g = g.sort_values("coded_bits")
         axes[0].plot(g["coded_bits"], g["test_fd"], marker="o", color=colors[curve], label=f"{curve}: samples")
         axes[0].plot(g["coded_bits"], g["reconstruction_fd"], marker=".", linestyle=":", color=colors[curve])
         axes[1].plot(g["coded_bits"], g["inception_score"], marker="o", color=colors[curve], label=curve)
-    axes[0].axhline(floor_fd, color="black", linewidth=1, label="real training images")
-    axes[1].axhline(floor_is, color="black", linewidth=1, label="real training images")
+        if floor_tv is not None:
+            axes[2].plot(g["coded_bits"], g["class_tv_from_uniform"], marker="o", color=colors[curve], label=curve)
+    floors = [floor_fd, floor_is] + ([floor_tv] if floor_tv is not None else [])
+    for ax, floor in zip(axes, floors):
+        ax.axhline(floor, color="black", linewidth=1, label="real training images")
     axes[0].set(yscale="log", xlabel="coded rate (bits per image)", ylabel="FD to the test images\n(dotted: reconstructions)")
     axes[1].set(xlabel="coded rate (bits per image)", ylabel="Inception Score")
+    if floor_tv is not None:
+        axes[2].set(xlabel="coded rate (bits per image)", ylabel="class spread (TV from uniform)", ylim=(0, None))
     for ax in axes:
         bits_axis(ax)
         ax.grid(True, which="both", alpha=0.3)
-    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
+
+

@@ -206,3 +206,20 @@ def test_the_adapted_coded_rate_sentence_does_not_repeat_the_same_rates():
                     "VQ-VAE's: higher at some and lower at others.")
     other = prose.coded_rate_sentence({**adapted, "rates": [90.0, 110.0, 130.0]}, "its MSE", same_rates=eq["rates"])
     assert other.startswith("At equal coded rate (90, 110 and 130 bits per image")
+
+
+def test_the_samples_figure_shows_fd_is_and_the_class_spread_against_coded_bits():
+    import matplotlib.pyplot as plt
+
+    from geohelpers import plots
+
+    chosen = pd.DataFrame([{"curve": c, "K": k, "coded_bits": b, "test_fd": 50.0, "reconstruction_fd": 5.0,
+                            "inception_score": 8.0, "class_tv_from_uniform": 0.05}
+                           for c in ("end to end", "kmeans") for k, b in ((16, 70.0), (512, 200.0))])
+    fig = plots.perception_along_curves(chosen, 3.1, 9.8, 0.017)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["FD to the test images\n(dotted: reconstructions)", "Inception Score",
+                                                     "class spread (TV from uniform)"]
+    assert all(any(abs(y - f) < 1e-9 for line in ax.get_lines() for y in line.get_ydata())
+               for ax, f in zip(fig.axes, (3.1, 9.8, 0.017)))  # the real-data floor is drawn in every panel
+    assert len(plots.perception_along_curves(chosen, 3.1, 9.8).axes) == 2
+    plt.close("all")
