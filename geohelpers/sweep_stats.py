@@ -18,7 +18,7 @@ import pandas as pd
 
 from .config import METHOD_LABELS, method_label
 
-from .prose import Prose, direction
+from .prose import Prose, curve_label, direction
 
 
 def spread(values: Mapping[str, Mapping[str, float]]) -> Any:
@@ -101,27 +101,32 @@ def rd_values(v: Mapping[str, Any]) -> dict[str, float]:
 
 def rd_seed_prose(points: Sequence[Mapping[str, Any]]) -> Any:
     """The rate-distortion verdict over a seed sweep: each BD-rate's mean and spread, whether its sign holds
-    in every seed, and where the best generator was found in each seed."""
-    values = {p["point"]: rd_values(p["results"]["06_comparison"]["metrics"]["verdict"]) for p in points
-              if "06_comparison" in p["results"]}
+    in every seed, and where the best generator was found in each seed. Curves are named as the figures name
+    them (:func:`geohelpers.prose.curve_label`), the chosen a posteriori codebook by its method when every
+    seed chose the same one."""
+    verdicts = {p["point"]: p["results"]["06_comparison"]["metrics"]["verdict"] for p in points
+                if "06_comparison" in p["results"]}
+    values = {name: rd_values(v) for name, v in verdicts.items()}
     keys = [k for k in dict.fromkeys(k for v in values.values() for k in v) if k.startswith("BD-rate")]
     if not keys:
         return Prose("No point of the seed sweep holds a rate-distortion verdict yet (its records predate the "
                      "curves over K).")
+    chosen = {v.get("best_a_posteriori") for v in verdicts.values()}
+    post = chosen.pop() if len(chosen) == 1 else None
     lines = []
     for key in keys:
         xs = [v[key] for v in values.values() if key in v]
         sign = "more" if all(x > 0 for x in xs) else "fewer" if all(x < 0 for x in xs) else None
         spread_text = f"{np.mean(xs):+.0f} ± {np.std(xs, ddof=1):.0f} %" if len(xs) > 1 else f"{xs[0]:+.0f} %"
-        lines.append(f"{key.removeprefix('BD-rate % (').removesuffix(')')}: BD-rate {spread_text} over {len(xs)} "
-                     f"seed(s) ({', '.join(f'{x:+.0f}' for x in xs)}), "
+        curve = curve_label(key.removeprefix("BD-rate % (").removesuffix(")"), post)
+        lines.append(f"{curve}: BD-rate {spread_text} over {len(xs)} seed{'s' if len(xs) != 1 else ''} "
+                     f"({', '.join(f'{x:+.0f}' for x in xs)}), "
                      + (f"{sign} bits than the end-to-end curve in every seed" if sign else "its sign differs between seeds"))
-    best = [p["results"]["06_comparison"]["metrics"]["verdict"].get("best_generator") for p in points
-            if "06_comparison" in p["results"]]
-    best = [b for b in best if b]
+    best = {name: v["best_generator"] for name, v in verdicts.items() if v.get("best_generator")}
     if best:
-        lines.append("the best generator is " + "; ".join(f"{b['curve']} at K = {b['K']} (FD {b['fd_over_floor']:.0f}x "
-                                                          f"the floor)" for b in best))
+        lines.append("the best generator is " + "; ".join(
+            f"{curve_label(b['curve'], verdicts[name].get('best_a_posteriori'))} at K = {b['K']} in {name} "
+            f"(FD {b['fd_over_floor']:.0f}x the floor)" for name, b in best.items()))
     return Prose("Over the seeds: " + "; ".join(lines) + ".")
 
 
