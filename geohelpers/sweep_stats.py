@@ -294,7 +294,7 @@ def beta_prose(summary: Sequence[Mapping[str, Any]], ratios: "Any", end_to_end: 
                      "`python -m geohelpers.run --profile <profile> --sweep grid_vae.beta=0.1,0.3,1.0 "
                      "--only 01 02 03 07`.")
     lo, hi = summary[0], summary[-1]
-    text = (f"From beta = {lo['beta']:g} to beta = {hi['beta']:g}, the GridVAE's continuous test MSE goes from "
+    text = (f"From β = {lo['beta']:g} to β = {hi['beta']:g}, the GridVAE's continuous test MSE goes from "
             f"{lo['continuous_mse']:.5f} to {hi['continuous_mse']:.5f} and its active units from "
             f"{lo['active_units']} to {hi['active_units']} of {lo['latent_units']}.")
     col = f"MSE / {end_to_end}"
@@ -306,18 +306,20 @@ def beta_prose(summary: Sequence[Mapping[str, Any]], ratios: "Any", end_to_end: 
     best = ratios.loc[ratios.groupby("beta")[col].idxmin()]
     text += (f" At K = {k}, each a posteriori codebook's test MSE over that of {end_to_end} goes "
              + "; ".join(pieces) + ". The lowest ratio is "
-             + ", ".join(f"{method_label(m)} at beta = {b:g} ({r:.2f})"
+             + ", ".join(f"{method_label(m)} at β = {b:g} ({r:.2f})"
                          for b, m, r in zip(best["beta"], best["method"], best[col])) + ".")
     continuous = {row["beta"]: row["continuous_mse"] for row in summary if "continuous_mse" in row}
     cost = [(b, mse / continuous[b]) for b, mse in zip(best["beta"], best["test MSE"]) if b in continuous]
     if len(cost) >= 2:
         factors = [f for _, f in cost]
-        trend = ("shrinks as beta grows" if all(x > y for x, y in zip(factors, factors[1:]))
-                 else "grows with beta" if all(x < y for x, y in zip(factors, factors[1:])) else "is not monotone in beta")
+        printed = {f"{f:.2f}" for f in factors}
+        trend = ("is the same at every β" if len(printed) == 1
+                 else "shrinks as β grows" if all(x > y for x, y in zip(factors, factors[1:]))
+                 else "grows with β" if all(x < y for x, y in zip(factors, factors[1:])) else "is not monotone in β")
         text += (" What quantizing costs " + trend + ": that codebook's test MSE is "
-                 + ", ".join(f"{f:.2f} times the continuous VAE's at beta = {b:g}" for b, f in cost)
-                 + f", while the continuous VAE's own test MSE at beta = {hi['beta']:g} is "
-                 f"{hi['continuous_mse'] / lo['continuous_mse']:.1f} times that at beta = {lo['beta']:g}.")
+                 + ", ".join(f"{f:.2f} times the continuous VAE's at β = {b:g}" for b, f in cost)
+                 + f", while the continuous VAE's own test MSE at β = {hi['beta']:g} is "
+                 f"{hi['continuous_mse'] / lo['continuous_mse']:.1f} times that at β = {lo['beta']:g}.")
     return Prose(text)
 
 

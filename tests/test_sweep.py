@@ -339,11 +339,11 @@ def test_beta_views_compare_every_beta_with_one_end_to_end_reference():
     text = str(sweep_stats.beta_prose(sweep_stats.beta_summary(points), ratios, "VQ-VAE ema", 512))
     assert "from 0.00100 to 0.00200" in text and "from 300 to 60 of 392" in text
     assert "2.00 → 4.00" in text and "3.00 → 6.00" in text
-    assert "at beta = 0.1 (2.00)" in text and "at beta = 1 (4.00)" in text
+    assert "at β = 0.1 (2.00)" in text and "at β = 1 (4.00)" in text
     # the best codebook (K-means) over the continuous VAE (mse / 4): 4x at both betas; the VAE itself 2x worse
-    assert ("What quantizing costs is not monotone in beta: that codebook's test MSE is 4.00 times the continuous "
-            "VAE's at beta = 0.1, 4.00 times the continuous VAE's at beta = 1, while the continuous VAE's own test "
-            "MSE at beta = 1 is 2.0 times that at beta = 0.1.") in text
+    assert ("What quantizing costs is the same at every β: that codebook's test MSE is 4.00 times the continuous "
+            "VAE's at β = 0.1, 4.00 times the continuous VAE's at β = 1, while the continuous VAE's own test "
+            "MSE at β = 1 is 2.0 times that at β = 0.1.") in text
     assert "Fewer than two" in str(sweep_stats.beta_prose(sweep_stats.beta_summary(points[:1]), ratios, "VQ-VAE ema", 512))
     table = sweep_stats.beta_ratio_table(ratios, "VQ-VAE ema")  # a row per method (book label), a column per beta
     assert list(table.columns) == [0.1, 1.0] and table.loc["K-means on μ"].tolist() == pytest.approx([2.0, 4.0])
