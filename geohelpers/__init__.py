@@ -21,8 +21,9 @@ layer modules                                                     what
 4     ``evaluation``, ``geodesic_experiments``, ``selection``,    what the notebooks measure on held-out data;
       ``studies``                                                 notebook 03's graph experiments; the book's
                                                                   decisions on validation; the earlier studies
-5     ``graph``, ``prose``, ``tables``, ``plots``,                the stage graph on Dask; sentences, tables,
-      ``sweep_stats``                                             figures; notebook 08's analysis of the sweeps
+5     ``graph``, ``prose``, ``conclusions``, ``tables``,          the stage graph on Dask; sentences (the
+      ``plots``, ``sweep_stats``                                  verdict's apart), tables, figures; notebook
+                                                                  08's analysis of the sweeps
 6     ``notebooks``, ``sweep``, ``run``, ``bookcheck``            executing notebooks (papermill, stamps),
                                                                   sweeps on Dask, the runner, the book check
 ====  ==========================================================  =============================================

@@ -18,7 +18,8 @@ import pandas as pd
 
 from .config import METHOD_LABELS, method_label
 
-from .prose import Prose, curve_label, direction
+from .conclusions import curve_label
+from .prose import Prose, direction
 
 
 def spread(values: Mapping[str, Mapping[str, float]]) -> Any:
@@ -102,7 +103,7 @@ def rd_values(v: Mapping[str, Any]) -> dict[str, float]:
 def rd_seed_prose(points: Sequence[Mapping[str, Any]]) -> Any:
     """The rate-distortion verdict over a seed sweep: each BD-rate's mean and spread, whether its sign holds
     in every seed, and where the best generator was found in each seed. Curves are named as the figures name
-    them (:func:`geohelpers.prose.curve_label`), the chosen a posteriori codebook by its method when every
+    them (:func:`geohelpers.conclusions.curve_label`), the chosen a posteriori codebook by its method when every
     seed chose the same one."""
     verdicts = {p["point"]: p["results"]["06_comparison"]["metrics"]["verdict"] for p in points
                 if "06_comparison" in p["results"]}

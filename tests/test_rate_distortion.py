@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from geohelpers import evaluation, plan, prose, selection, stages
+from geohelpers import conclusions, evaluation, plan, prose, selection, stages
 from geohelpers.artifacts import CodeSet
 from geohelpers.config import resolve
 from geohelpers.models.vae import GridVAE
@@ -37,14 +37,14 @@ def test_the_equal_coded_rate_comparison_is_defined_whenever_the_spans_overlap()
     lo, hi = 1.5 * BITS[0], BITS[-1]
     assert len(eq["rates"]) == 3 and all(lo <= r <= hi for r in eq["rates"]) and eq["rates"] == sorted(eq["rates"])
     assert all(r > 1 for r in eq["ratios"]) and eq["ratio"] == pytest.approx(eq["mse_a"] / eq["mse_b"])
-    assert "higher at all three" in prose.coded_rate_sentence(eq)
+    assert "higher at all three" in conclusions.coded_rate_sentence(eq)
     better = selection.coded_rate_comparison({"a": curve([0.8 * b for b in BITS], MSE), "b": e2e}, "a", "b")
-    assert all(r < 1 for r in better["ratios"]) and "lower at all three" in prose.coded_rate_sentence(better)
+    assert all(r < 1 for r in better["ratios"]) and "lower at all three" in conclusions.coded_rate_sentence(better)
     # spans that touch only partly still compare; spans apart give None, and say why
     partial = selection.coded_rate_comparison({"a": curve([b + 120 for b in BITS], MSE), "b": e2e}, "a", "b")
     assert partial["rates"] is not None and partial["span_a"][0] >= partial["rates"][0] - 1e-9 - 120
     apart = selection.coded_rate_comparison({"a": curve([b + 500 for b in BITS], MSE), "b": e2e}, "a", "b")
-    assert apart["rates"] is None and apart["ratio"] is None and "no comparison" in prose.coded_rate_sentence(apart)
+    assert apart["rates"] is None and apart["ratio"] is None and "no comparison" in conclusions.coded_rate_sentence(apart)
 
 
 def test_the_rate_distortion_verdict_holds_curves_bd_rates_and_the_comparison():
@@ -56,11 +56,11 @@ def test_the_rate_distortion_verdict_holds_curves_bd_rates_and_the_comparison():
     assert v["bd_rate"]["a posteriori"]["bd_rate_pct"] == pytest.approx(50.0, rel=1e-6)
     assert v["bd_rate"]["kmeans"]["bd_rate_pct"] == pytest.approx(100.0, rel=1e-6)
     assert v["at_equal_coded_rate"]["rates"] is not None and "best_generator" not in v
-    assert "+50 % (more bits)" in prose.bd_rate_sentence(v)
+    assert "+50 % (more bits)" in conclusions.bd_rate_sentence(v)
     fewer = selection.rate_distortion_verdict(pd.DataFrame([{**r, "coded_bits": r["coded_bits"] / 3}
                                                             if r["curve"] != "end to end" else r for r in rows]), None, None)
     assert fewer["bd_rate"]["a posteriori"]["bd_rate_pct"] == pytest.approx(-50.0, rel=1e-6)
-    assert "-50 % (fewer bits)" in prose.bd_rate_sentence(fewer)
+    assert "-50 % (fewer bits)" in conclusions.bd_rate_sentence(fewer)
 
 
 def test_the_temperature_is_chosen_on_validation_fd_only():
@@ -188,11 +188,11 @@ def test_a_method_keeps_its_colour_across_figures():
 
 def test_the_bd_rate_sentence_names_curves_as_a_reader_reads_them():
     v = {"bd_rate": {"a posteriori": {"bd_rate_pct": None}, "a posteriori, adapted decoder": {"bd_rate_pct": None}}}
-    text = prose.bd_rate_sentence(v, a_posteriori="pullback_vector")
+    text = conclusions.bd_rate_sentence(v, a_posteriori="pullback_vector")
     assert text == ("No BD-rate: the K-means under every vector's own pullback metric and K-means under every "
                     "vector's own pullback metric (adapted decoder) curves have none: their MSE ranges do not overlap "
                     "the end-to-end curve's.")
-    one = prose.bd_rate_sentence({"bd_rate": {"kmeans": {"bd_rate_pct": None}, "a posteriori": {"bd_rate_pct": 12.0}}})
+    one = conclusions.bd_rate_sentence({"bd_rate": {"kmeans": {"bd_rate_pct": None}, "a posteriori": {"bd_rate_pct": 12.0}}})
     assert one.startswith("At equal MSE") and "a posteriori +12 % (more bits)" in one
     assert one.endswith("; the K-means on μ curve has none: its MSE range does not overlap the end-to-end curve's.")
     assert one.count(". ") == 0  # one sentence, whatever the curves
@@ -201,10 +201,10 @@ def test_the_bd_rate_sentence_names_curves_as_a_reader_reads_them():
 def test_the_adapted_coded_rate_sentence_does_not_repeat_the_same_rates():
     eq = {"rate": 117.0, "rates": [101.0, 117.0, 134.0], "ratios": [2.2, 2.05, 1.96]}
     adapted = {**eq, "ratios": [0.9, 1.1, 1.2]}
-    same = prose.coded_rate_sentence(adapted, "with its decoder adapted, its MSE", same_rates=eq["rates"])
+    same = conclusions.coded_rate_sentence(adapted, "with its decoder adapted, its MSE", same_rates=eq["rates"])
     assert same == ("At the same rates, with its decoder adapted, its MSE is 0.90, 1.10 and 1.20 times the end-to-end "
                     "VQ-VAE's: higher at some and lower at others.")
-    other = prose.coded_rate_sentence({**adapted, "rates": [90.0, 110.0, 130.0]}, "its MSE", same_rates=eq["rates"])
+    other = conclusions.coded_rate_sentence({**adapted, "rates": [90.0, 110.0, 130.0]}, "its MSE", same_rates=eq["rates"])
     assert other.startswith("At equal coded rate (90, 110 and 130 bits per image")
 
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from geohelpers.prose import front_page_findings
+from geohelpers.conclusions import front_page_findings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,7 @@ def test_the_readme_findings_equal_the_figures_of_record():
     assert block, "README.md has no findings block"
     stated = " ".join(block.group(1).split())
     assert stated == " ".join(front_page_findings(ROOT / "results" / "standard").split()), (
-        "README.md's findings differ from results/standard: paste geohelpers.prose.front_page_findings(...)")
+        "README.md's findings differ from results/standard: paste geohelpers.conclusions.front_page_findings(...)")
 
 
 def test_the_readme_is_a_front_page():

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from geohelpers import conclusions
 from geohelpers import prose
 from geohelpers import selection
 from geohelpers import tables
@@ -255,7 +256,7 @@ def test_verdict_prose_says_same_when_equal_to_two_decimals():
     codebooks, priors, adaptation = _verdict_inputs()
     codebooks.loc[codebooks["quantizer"] == "VQ-VAE vanilla", "mse_per_pixel"] = 0.0041 / 0.998
     v = selection.verdict_numbers(codebooks, priors, adaptation, ("pixelcnn", "transformer"), 512)
-    assert "the same as that of the end-to-end VQ-VAE to two decimals (0.998 times)" in prose.verdict_prose(v).text
+    assert "the same as that of the end-to-end VQ-VAE to two decimals (0.998 times)" in conclusions.verdict_prose(v).text
 
 
 def test_selection_refuses_test_metrics():
@@ -326,7 +327,7 @@ def test_verdict_selects_on_validation_and_reports_test_once():
     assert set(v["selected_prior"].values()) == {"pixelcnn"}  # lower validation NLL
     eq = v["at_equal_coded_rate"]
     assert eq["rate"] == pytest.approx(np.sqrt(150 * 200))
-    text = prose.verdict_prose(v).text
+    text = conclusions.verdict_prose(v).text
     assert "vanilla" in text and "% lower)" in text and "coded" in text
 
 
@@ -335,7 +336,7 @@ def test_verdict_prose_direction_follows_the_numbers():
     codebooks.loc[codebooks["quantizer"] == "VQ-VAE vanilla", "mse_per_pixel"] /= 10
     v = selection.verdict_numbers(codebooks, priors, adaptation, ("pixelcnn", "transformer"), 512)
     assert v["mse_ratio_a_posteriori_over_end_to_end"] > 1
-    assert "% higher)" in prose.verdict_prose(v).text
+    assert "% higher)" in conclusions.verdict_prose(v).text
 
 
 def test_a_range_whose_ends_print_alike_prints_once():
@@ -359,18 +360,18 @@ def test_the_findings_are_at_most_four_sentences_and_read_their_direction_off_th
     v = {"best_a_posteriori": "pullback_vector", "best_end_to_end": "VQ-VAE ema", "k": 512,
          "mse_ratio_a_posteriori_over_end_to_end": 1.12, "mse_ratio_adapted_over_end_to_end": 0.97,
          "at_equal_coded_rate": {"rate": None, "span_a": [192.2, 248.2], "span_b": [168.0, 168.0]}}
-    text = prose.findings(v, 0.1).text
+    text = conclusions.findings(v, 0.1).text
     assert text.count(". ") + 1 <= 4 and "β = 0.1" in text and "12% higher" in text and "3% lower" in text
     assert "(168 bits per image)" in text and "(192-248), and none is made by extrapolating" in text
     v["at_equal_coded_rate"] = {"rate": 200.0, "ratio": 1.3, "span_a": [150, 250], "span_b": [120, 260]}
-    assert "equal coded rate of 200 bits per image" in prose.findings(v, 0.3).text
+    assert "equal coded rate of 200 bits per image" in conclusions.findings(v, 0.3).text
     # the record's whole verdict: still at most five sentences
     v.update({"at_equal_coded_rate": {"rate": 117.0, "rates": [101.0, 117.0, 134.0], "ratios": [2.2, 2.05, 1.96],
                                       "span_a": [90, 250], "span_b": [70, 160]},
               "bd_rate": {"a posteriori": {"bd_rate_pct": 73.0}, "a posteriori, adapted decoder": {"bd_rate_pct": None}},
               "best_generator": {"curve": "end to end", "K": 32, "temperature": 1.0, "coded_bits": 89.0, "fd": 49.6,
                                  "fd_over_floor": 16.0, "is": 8.28}})
-    full = prose.findings(v, 0.1).text
+    full = conclusions.findings(v, 0.1).text
     assert full.count(". ") + 1 <= 5 and "+73 % (more bits)" in full and "has none" in full, full
 
 
@@ -431,23 +432,23 @@ def test_the_adaptation_control_is_the_row_without_k_and_its_sentence_reads_its_
     assert (c["test_mse"], c["gain"], c["epochs"]) == (0.0020, 0.5, 4)
     assert selection.adaptation_control(rows[rows["K"].notna()]) == {}
     gains = {"kmeans": 0.25, "pullback_vector": 0.10}
-    assert "more than on any codebook's codes" in prose.adaptation_control_sentence(c, gains)
-    assert "lowers the continuous reconstructions' test MSE by 50%" in prose.adaptation_control_sentence(c, gains)
-    less = prose.adaptation_control_sentence({**c, "gain": 0.05}, gains)
+    assert "more than on any codebook's codes" in conclusions.adaptation_control_sentence(c, gains)
+    assert "lowers the continuous reconstructions' test MSE by 50%" in conclusions.adaptation_control_sentence(c, gains)
+    less = conclusions.adaptation_control_sentence({**c, "gain": 0.05}, gains)
     assert "less than on every codebook's codes: the codes add 5 to 20 percentage points" in less
-    assert "within the codebooks' range" in prose.adaptation_control_sentence({**c, "gain": 0.2}, gains)
-    assert "raises" in prose.adaptation_control_sentence({**c, "gain": -0.1}, gains)
+    assert "within the codebooks' range" in conclusions.adaptation_control_sentence({**c, "gain": 0.2}, gains)
+    assert "raises" in conclusions.adaptation_control_sentence({**c, "gain": -0.1}, gains)
 
 
 def test_the_verdict_sets_the_adaptation_control_beside_the_codebooks_gain():
     codebooks, priors, adaptation = _verdict_inputs()
     v = selection.verdict_numbers(codebooks, priors, adaptation, ("pixelcnn", "transformer"), 512)
-    assert "Its control" not in prose.verdict_prose(v).text  # no control row, no sentence
+    assert "Its control" not in conclusions.verdict_prose(v).text  # no control row, no sentence
     control = pd.DataFrame([{"method": "continuous mu (control)", "K": None, "test_mse": 0.002,
                              "test_mse_adapted": 0.0019, "adaptation_gain": 0.05, "epochs": 2, "stop_reason": "patience"}])
     v.update(selection.adaptation_control(control))
     assert "Its control, the same fine-tuning of the decoder on the continuous μ (no codes), lowers" in \
-        prose.verdict_prose(v).text
+        conclusions.verdict_prose(v).text
 
 
 def test_the_backend_sentence_follows_the_losses():
