@@ -129,8 +129,11 @@ def test_a_table_wider_than_its_column_is_caught_in_the_browser(tmp_path):
 def test_the_quick_book_passes_in_a_real_browser(tmp_path, monkeypatch):
     """Execute every notebook at the quick profile, build the book with -W, load each page in Chromium.
 
-    All of it happens in a copy of the book's sources under ``tmp_path`` (artifacts and results too), so
-    the test never replaces a book the reader built in the project."""
+    All of it happens in a copy of the book's sources under ``tmp_path`` (results too), so the test never
+    replaces a book the reader built in the project. Artifacts are the one exception: ``tmp_path/artifacts``
+    is the project's store, a cache keyed by identity whose bytes are verified on load, so nbval over the
+    notebooks (which pytest runs after ``tests/``) loads what this stage graph built on both cores instead of
+    training it again one notebook at a time."""
     assert CHROMIUM is not None, "CI must have Chromium: .ci/run installs Debian's chromium package"
     import shutil
 
@@ -141,6 +144,8 @@ def test_the_quick_book_passes_in_a_real_browser(tmp_path, monkeypatch):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=skip)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, tmp_path / name)
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    (tmp_path / "artifacts").symlink_to(ROOT / "artifacts", target_is_directory=True)
     monkeypatch.setenv("GEOVQ_HOME", str(tmp_path))
     monkeypatch.setattr(run, "ROOT", tmp_path)
     for name, path in (("SOURCES", tmp_path / "notebooks"), ("EXECUTED", tmp_path / "book" / "executed"),
