@@ -122,13 +122,15 @@ def rd_seed_prose(points: Sequence[Mapping[str, Any]]) -> Any:
         curve = curve_label(key.removeprefix("BD-rate % (").removesuffix(")"), post)
         lines.append(f"{curve}: BD-rate {spread_text} over {len(xs)} seed{'s' if len(xs) != 1 else ''} "
                      f"({', '.join(f'{x:+.0f}' for x in xs)}), "
-                     + (f"{sign} bits than the end-to-end curve in every seed" if sign else "its sign differs between seeds"))
+                     + (f"{sign} bits than the end-to-end curve" + (" in every seed" if len(xs) > 1 else "") if sign
+                        else "its sign differs between seeds"))
     best = {name: v["best_generator"] for name, v in verdicts.items() if v.get("best_generator")}
     if best:
         lines.append("the best generator is " + "; ".join(
             f"{curve_label(b['curve'], verdicts[name].get('best_a_posteriori'))} at K = {b['K']} in {name} "
             f"(FD {b['fd_over_floor']:.0f}x the floor)" for name, b in best.items()))
-    return Prose("Over the seeds: " + "; ".join(lines) + ".")
+    head = "Over the seeds: " if len(verdicts) > 1 else f"Only {next(iter(verdicts))} of the seed sweep is up to date: "
+    return Prose(head + "; ".join(lines) + ".")
 
 
 def _quantizers(values: Mapping[str, Mapping[str, float]]) -> list[str]:
@@ -226,6 +228,12 @@ def seed_prose(points: Sequence[Mapping[str, Any]], column: str = "test MSE") ->
                      "run `python -m geohelpers.run --profile <profile> --sweep seed=0,1,2`.")
     verdicts = seed_verdicts(points)
     n = len(points)
+    if n == 1:
+        ratio = verdicts["a posteriori / end-to-end MSE"].iloc[0]
+        return Prose(f"Only {points[0]['point']} of the seed sweep is up to date, so no spread over seeds is shown: "
+                     f"there the best a posteriori quantizer chosen on validation is {verdicts['best a posteriori'].iloc[0]}, "
+                     f"the best end-to-end one {verdicts['best end-to-end'].iloc[0]}, and the test-MSE ratio of the "
+                     f"first to the second {ratio:.3f}.")
     parts = []
     for col in ("best a posteriori", "best end-to-end"):
         chosen = list(dict.fromkeys(verdicts[col]))
@@ -254,6 +262,9 @@ def seed_fidelity_prose(points: Sequence[Mapping[str, Any]]) -> Any:
     best = {s: fd.loc[names, s].idxmin() for s in seeds}
     over = [fd.loc[best[s], s] / fd.loc[REAL_DATA, s] for s in seeds]
     chosen = list(dict.fromkeys(best.values()))
+    if len(seeds) == 1:
+        return Prose(f"In {seeds[0]}, the only up-to-date point of the seed sweep, the lowest FD is that of "
+                     f"{best[seeds[0]]}, {over[0]:.0f} times the real-data floor ({fd.loc[REAL_DATA, seeds[0]]:.2f}).")
     text = ("The lowest FD is " + (f"that of {chosen[0]} in all {len(seeds)} seeds" if len(chosen) == 1 else
                                    "reached by " + ", ".join(f"{best[s]} in {s}" for s in seeds))
             + f"; it is {sum(over) / len(over):.0f} times the real-data floor on average over the seeds (from "

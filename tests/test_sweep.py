@@ -376,3 +376,19 @@ def test_the_rate_distortion_verdict_over_seeds_names_curves_and_seeds():
     mixed = sweep_stats.rd_seed_prose([point("seed=0", -5.0, "end to end"), point("seed=1", 8.0, "end to end")]).text
     assert "its sign differs between seeds" in mixed
     assert "no point" in sweep_stats.rd_seed_prose([{"point": "seed=0", "results": {}}]).text.lower()
+
+
+def test_one_up_to_date_seed_reads_as_one_seed_without_spread_words():
+    one = [_headline_point("seed=0", 0, (0.004, 0.002))]
+    text = str(sweep_stats.seed_prose(one))
+    assert text.startswith("Only seed=0 of the seed sweep is up to date") and "2.000" in text
+    assert "nan" not in text and "all 1 seeds" not in text and "±" not in text
+    fid = str(sweep_stats.seed_fidelity_prose([_fidelity_point("seed=0", 0, {"kmeans": (180.0, 300.0),
+                                                                            "VQ-VAE ema": (170.0, 240.0)}, 3.0)]))
+    assert fid == ("In seed=0, the only up-to-date point of the seed sweep, the lowest FD is that of VQ-VAE ema, "
+                   "57 times the real-data floor (3.00).")
+    verdict = {"best_a_posteriori": "kmeans", "bd_rate": {"a posteriori": {"bd_rate_pct": 72.0}},
+               "best_generator": {"curve": "end to end", "K": 16, "fd_over_floor": 9.5}}
+    rd = sweep_stats.rd_seed_prose([{"point": "seed=0", "results": {"06_comparison": {"metrics": {"verdict": verdict}}}}]).text
+    assert rd.startswith("Only seed=0 of the seed sweep is up to date: ") and "in every seed" not in rd
+    assert "+72 % over 1 seed (+72), more bits than the end-to-end curve;" in rd
