@@ -137,15 +137,16 @@ def test_the_quick_book_passes_in_a_real_browser(tmp_path, monkeypatch):
     assert CHROMIUM is not None, "CI must have Chromium: .ci/run installs Debian's chromium package"
     import shutil
 
-    from geohelpers import notebooks, run
+    from geohelpers import notebooks, run, store
 
     skip = shutil.ignore_patterns("executed", "__pycache__", ".ipynb_checkpoints")
     for name in ("book", "notebooks", "geohelpers"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=skip)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, tmp_path / name)
-    (ROOT / "artifacts").mkdir(exist_ok=True)
-    (tmp_path / "artifacts").symlink_to(ROOT / "artifacts", target_is_directory=True)
+    shared = store.home() / "artifacts"  # where nbval's notebooks store them ($GEOVQ_HOME or the project)
+    shared.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "artifacts").symlink_to(shared, target_is_directory=True)
     monkeypatch.setenv("GEOVQ_HOME", str(tmp_path))
     monkeypatch.setattr(run, "ROOT", tmp_path)
     for name, path in (("SOURCES", tmp_path / "notebooks"), ("EXECUTED", tmp_path / "book" / "executed"),
