@@ -216,6 +216,57 @@ def full_graph(cfg: Config, choices: Mapping[str, str]) -> nx.DiGraph:
     return as_graph(stages_of(cfg, {k.removeprefix("choice/"): v for k, v in choices.items()}))
 
 
+# --- what is stored, without building (the runner's --dry-run) ------------------------------------------
+
+def stored_identities(folders: Iterable[str | os.PathLike]) -> dict[str, str]:
+    """The identity of every artifact stored under ``folders`` (artifacts folders), mapped to its path: the
+    ``made_by`` of each digest file (:func:`geohelpers.files.write_artifact`) whose artifact is there, and
+    the ``identity`` a stored choice's JSON holds. Nothing is loaded or checked byte by byte."""
+    import json
+    from pathlib import Path
+
+    from .files import DIGEST_SUFFIX
+
+    found: dict[str, str] = {}
+    for root in map(Path, folders):
+        for side in sorted(root.rglob("*" + DIGEST_SUFFIX)) if root.is_dir() else []:
+            target = side.with_name(side.name.removesuffix(DIGEST_SUFFIX))
+            try:
+                names = [json.loads(side.read_text()).get("made_by")]
+                if target.suffix == ".json":
+                    names.append(json.loads(target.read_text()).get("identity"))
+            except (OSError, ValueError, AttributeError):
+                continue
+            for name in names:
+                if isinstance(name, str) and target.exists():
+                    found.setdefault(name, str(target))
+    return found
+
+
+def stage_state(stage: Stage, cfg: Config, stored: Mapping[str, str]) -> str:
+    """What the graph would do with ``stage`` given the ``stored`` identities (:func:`stored_identities`):
+    ``"stored"`` (loaded), ``"resume"`` (a training checkpoint of this identity that its stopping rule has
+    not ended: it trains on from its last epoch), ``"build"`` (also when its identity needs a stored choice
+    not made yet), or ``"choice"`` (a choice that stores nothing, made from the stages it reads)."""
+    import torch
+
+    try:
+        ids = stage_identity(stage, cfg)
+    except FileNotFoundError:  # its identity reads a stored choice not made yet: nothing of it can be stored
+        return "build"
+    if ids is None:
+        return "choice"
+    paths = [stored.get(i) for i in ids]
+    if any(p is None for p in paths):
+        return "build"
+    for p in paths:
+        if str(p).endswith(".pt"):
+            history = torch.load(p, map_location="cpu", weights_only=False).get("history") or {}
+            if "stop_reason" in history and history["stop_reason"] is None:
+                return "resume"
+    return "stored"
+
+
 # --- one stage, in a worker ------------------------------------------------------------------------------
 
 _CACHE: dict[tuple, Any] = {}  # per worker process: MNIST, models and latents that several stages load

@@ -6,6 +6,7 @@
     python -m geohelpers.run --profile standard --set grid_vae.max_epochs=3
     python -m geohelpers.run --profile standard --sweep seed=0,1,2            # see geohelpers/sweep.py
     python -m geohelpers.run --profile standard --scheduler tcp://host:8786   # the stage graph on a cluster
+    python -m geohelpers.run --profile standard --sweep seed=0,1,2 --dry-run  # what it would cost; runs nothing
 
 Executed copies go to ``book/executed/`` (never over the sources in ``notebooks/``), which is what
 ``_toc.yml`` lists. A notebook is skipped when its executed copy exists and its *input hash* is unchanged
@@ -134,6 +135,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="LocalCluster worker processes, one thread each (default: one per core)")
     parser.add_argument("--no-graph", action="store_true",
                         help="skip the stage graph: each notebook builds what it finds missing, one after another")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what the call would build and execute, with times from the record's run.json; "
+                             "run nothing")
     parser.add_argument("--fresh-points", action="store_true",
                         help="with --sweep: points do not start from a copy of this profile's artifacts, and a point "
                              "the record already computed is executed again")
@@ -158,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
                          f"{', '.join(p.name[:2] for p in numbered)}")
     paths = [p for p in numbered if not args.only or p.name[:2] in args.only]
     print(f"[run] profile {args.profile}, overrides {overrides}", flush=True)
+    if args.dry_run:
+        return dry_run(args, overrides, sweeps, paths)
     if sweeps:
         return _main_sweep(args, overrides, sweeps, [p.name for p in paths])
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -190,12 +196,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  {'reference workload':<28} {'':<9} {reference:8.2f} s  (50 GridVAE steps on one thread: compare machines by it)")
 
 
+def stale_notebooks(paths: list[Path], profile: str, overrides: dict[str, Any]) -> list[Path]:
+    """The notebooks of ``paths`` without their executed copy or without the stamp their inputs give: those
+    :func:`execute` runs."""
+    stamps = nb.read_stamps()
+    hashes = nb.input_hashes(paths, profile, overrides)
+    return [p for p in paths
+            if not (nb.EXECUTED / p.name).exists() or stamps.get(p.name, {}).get("hash") != hashes[p.name]]
+
+
 def all_up_to_date(paths: list[Path], profile: str, overrides: dict[str, Any]) -> bool:
     """Whether every notebook of ``paths`` has its executed copy and the stamp its inputs give (then the
     runner has nothing to build or execute)."""
-    stamps = nb.read_stamps()
-    hashes = nb.input_hashes(paths, profile, overrides)
-    return all((nb.EXECUTED / p.name).exists() and stamps.get(p.name, {}).get("hash") == hashes[p.name] for p in paths)
+    return not stale_notebooks(paths, profile, overrides)
 
 
 def build_stages(profile: str, overrides: dict[str, Any], notebooks: list[str] | None = None,
@@ -301,6 +314,148 @@ def _main_sweep(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dic
     print(f"[run] results: {sweep.results_root(args.profile, report.name)}")
     if report.failed:
         raise SystemExit(1)
+
+
+# --- --dry-run: what a call would do, timed by the record ------------------------------------------------
+
+def record_times(profile: str) -> dict[str, Any]:
+    """What ``results/<profile>/run.json`` (the last call and the earlier calls it keeps) says a call costs:
+    ``stages``, the seconds of each stage's latest build; ``notebooks``, of each notebook's latest
+    execution (and of the book build); ``choices``, the latest choice of each name; ``references``, the
+    reference workloads of the calls that built or executed; and the record's ``path``."""
+    from . import store
+
+    path = store.home() / "results" / profile / "run.json"  # not results_dir(): a dry run makes no folder
+    try:
+        last = json.loads(path.read_text())
+    except (OSError, ValueError):
+        last = {}
+    calls = [*(last.get("earlier_calls") or []), {k: v for k, v in last.items() if k != "earlier_calls"}] if last else []
+    out: dict[str, Any] = {"path": path, "stages": {}, "notebooks": {}, "choices": {}, "references": []}
+    for call in calls:
+        graph = call.get("stage_graph") or {}
+        out["stages"].update({s["key"]: float(s["seconds"]) for s in graph.get("stages") or [] if s.get("status") == "built"})
+        out["notebooks"].update({r["notebook"]: float(r["seconds"]) for r in call.get("steps") or []
+                                 if r.get("status") in ("executed", "built")})
+        out["choices"].update(graph.get("choices") or {})
+        if did_work(call) and call.get("reference_workload_s"):
+            out["references"].append(float(call["reference_workload_s"]))
+    return out
+
+
+def schedule(g: Any, seconds: dict[str, float], workers: int) -> float:
+    """The wall time of the DAG ``g`` on ``workers`` workers when each node takes ``seconds`` (0 if absent)
+    and a free worker takes the ready node with the most nodes waiting on it, as the stage graph does."""
+    import heapq
+
+    import networkx as nx
+
+    waiting = {n: g.in_degree(n) for n in g}
+    rank = {n: len(nx.descendants(g, n)) for n in g}
+    ready = [(-rank[n], n) for n in g if not waiting[n]]
+    heapq.heapify(ready)
+    running: list[tuple[float, str]] = []
+    now = 0.0
+    while ready or running:
+        while ready and len(running) < workers:
+            node = heapq.heappop(ready)[1]
+            heapq.heappush(running, (now + seconds.get(node, 0.0), node))
+        now, node = heapq.heappop(running)
+        for after in g.successors(node):
+            waiting[after] -= 1
+            if not waiting[after]:
+                heapq.heappush(ready, (-rank[after], after))
+    return now
+
+
+def plan_stages(profile: str, overrides: dict[str, Any], notebooks: list[str], folders: list[Path],
+                choices: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    """The stage graph a call would run (the record's ``choices`` assumed: stages after a choice the record
+    lacks are left out) and each stage's state given what ``folders`` store (:func:`geohelpers.graph.stage_state`)."""
+    from . import graph
+
+    cfg = resolve(profile, overrides)
+    g = graph.for_notebooks(graph.full_graph(cfg, choices), notebooks)
+    stored = graph.stored_identities(folders)
+    return g, {key: graph.stage_state(g.nodes[key]["stage"], cfg, stored) for key in g}
+
+
+def describe_plan(label: str, states: dict[str, str], times: dict[str, Any]) -> tuple[dict[str, float], int]:
+    """Print one graph's plan (states, and what is to be built by kind with the record's seconds); return
+    the seconds of the stages to build or resume, and how many of them the record has no time for."""
+    todo = {k: times["stages"].get(k) for k, st in states.items() if st in ("build", "resume")}
+    counts = {st: sum(v == st for v in states.values()) for st in ("stored", "resume", "build", "choice")}
+    print(f"[run] {label}: {len(states)} stages: {counts['stored']} stored, {counts['resume']} resume from an epoch "
+          f"checkpoint, {counts['build']} to build, {counts['choice']} choices", flush=True)
+    kinds = sorted({k.split("/")[0] for k in todo})
+    for kind in kinds:
+        mine = [v for k, v in todo.items() if k.split("/")[0] == kind]
+        unknown = sum(v is None for v in mine)
+        print(f"    {kind:<12} {len(mine):4d} to build or resume, {sum(v or 0 for v in mine):9,.0f} s in the record"
+              + (f" ({unknown} without a time there)" if unknown else ""))
+    return {k: v for k, v in todo.items() if v is not None}, sum(v is None for v in todo.values())
+
+
+def dry_run(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dict[str, list[Any]], paths: list[Path]) -> None:
+    """``--dry-run``: what the call would load, build, resume and execute, and how long the record's times
+    say it takes on ``--workers`` workers (:func:`schedule` of the stages, then the notebooks). Nothing is
+    built, executed or written; no reference workload is timed."""
+    import networkx as nx
+
+    from . import store
+
+    times = record_times(args.profile)
+    workers = args.workers or os.cpu_count() or 1
+    wanted = [p.name[:2] for p in paths]
+    from .plan import CHOICES
+
+    refs = ", ".join(f"{r:.2f} s" for r in times["references"]) or "none"
+    chosen = ", ".join(f"{k.removeprefix('choice/')} {v}" for k, v in times["choices"].items()) or "none recorded"
+    lacking = [c for c in CHOICES if f"choice/{c}" not in times["choices"]]
+    print(f"[run] dry run: nothing is built or executed. Times are those of {times['path']} (reference workloads "
+          f"of its calls: {refs}; machines differ by up to 2x); choices assumed: {chosen}"
+          + (f"; the stages that follow {', '.join(lacking)} are not listed" if lacking else ""), flush=True)
+    whole, seconds, unknown, notebook_s = nx.DiGraph(), {}, 0, 0.0
+    if sweeps:
+        names = [p.name for p in paths]
+        jobs = []
+        for point, status, _, _ in sweep.point_states(args.profile, sweeps, overrides, names, not args.fresh_points):
+            print(f"[run] point {point.name}: {status}", flush=True)
+            if status == "run":
+                work = sweep.work_root(args.profile, sweep.sweep_name(sweeps)) / point.name / "artifacts" / args.profile
+                shared = store.home() / "artifacts" / args.profile
+                jobs.append((point.name, {**overrides, **point.overrides},
+                             [work] if work.exists() else [] if args.fresh_points else [shared]))
+        to_run = names
+    else:
+        stale = paths if args.force else stale_notebooks(paths, args.profile, overrides)
+        jobs = [] if args.no_graph or not stale else [("", overrides, [store.home() / "artifacts" / args.profile])]
+        to_run = [p.name for p in stale] + ([] if args.no_book else ["jupyter-book build"])
+        print(f"[run] notebooks to execute: {', '.join(p.name[:2] for p in stale) or 'none'}"
+              + (" (--no-graph: each builds what it misses, inside its own time)" if args.no_graph else ""), flush=True)
+    for name, point_overrides, folders in jobs:
+        g, states = plan_stages(args.profile, point_overrides, wanted, folders, times["choices"])
+        todo, missing = describe_plan(f"{name + ': ' if name else ''}stage graph", states, times)
+        unknown += missing
+        whole.update(nx.relabel_nodes(g, {k: f"{name}:{k}" for k in g}))
+        seconds.update({f"{name}:{k}": v for k, v in todo.items()})
+        nbs = sum(times["notebooks"].get(n, 0.0) for n in to_run)
+        if sweeps:  # a point's notebooks run in one task once its stages are done
+            whole.add_edges_from((f"{name}:{k}", f"{name}:notebooks") for k in g)
+            seconds[f"{name}:notebooks"] = nbs
+        else:
+            notebook_s = nbs
+    if not sweeps and not jobs:
+        notebook_s = sum(times["notebooks"].get(n, 0.0) for n in to_run)
+    if not times["stages"] and not times["notebooks"]:
+        print(f"[run] no estimate: {times['path']} holds no times of this profile (run it once)", flush=True)
+        return
+    total = schedule(whole, seconds, workers) + notebook_s
+    bound = f"at least (the record has no time for {unknown} of the stages to build) " if unknown else ""
+    span = f"{total / 3600:.1f} h" if total >= 3600 else f"{total / 60:.0f} min"
+    print(f"[run] estimate on {workers} workers: {bound}{total:,.0f} s ({span}): "
+          f"{sum(seconds.values()):,.0f} stage- and point-notebook-seconds scheduled as the graph does"
+          + (f", then {notebook_s:,.0f} s of notebooks and the book" if notebook_s else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -280,6 +280,29 @@ class SweepReport:
     wall_time_s: float = 0.0
 
 
+def point_states(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mapping[str, Any], notebooks: Sequence[str],
+                 reuse_artifacts: bool = True) -> list[tuple[Point, str, Any, str]]:
+    """What :func:`execute_sweep` does with each point, decided before any work: ``(point, status, found,
+    stamp)`` with status ``"invalid"`` (``found``: the configuration error), ``"up to date"`` (its
+    ``point.json`` carries the stamp the code gives now; ``found``: that record), ``"from the record"``
+    (``found``: the record's results files, :func:`record_results`) or ``"run"``."""
+    out = []
+    for point in points(sweeps):
+        overrides = {**base, **point.overrides}
+        try:
+            resolve(profile, overrides)
+        except ConfigError as err:
+            out.append((point, "invalid", str(err), ""))
+            continue
+        stamp = point_stamp(profile, overrides, notebooks)
+        done = _read_record(results_root(profile, sweep_name(sweeps)) / point.name / "point.json", {})
+        record = None if done.get("stamp") == stamp or not reuse_artifacts else \
+            record_results(profile, overrides, notebooks)
+        status = "up to date" if done.get("stamp") == stamp else "from the record" if record is not None else "run"
+        out.append((point, status, done if status == "up to date" else record, stamp))
+    return out
+
+
 def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mapping[str, Any] | None = None,
                   notebooks: Sequence[str] | None = None, scheduler: str | None = None,
                   workers: int | None = None, reuse_artifacts: bool = True) -> SweepReport:
@@ -305,26 +328,18 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
     name = sweep_name(sweeps)
     report = SweepReport(name)
     todo = []
-    for point in points(sweeps):
-        overrides = {**base, **point.overrides}
+    for point, status, found, stamp in point_states(profile, sweeps, base, names, reuse_artifacts):
         out = results_root(profile, name) / point.name
-        try:
-            resolve(profile, overrides)
-        except ConfigError as err:  # reported at once, naming the parameter; the other points still run
+        if status == "invalid":  # reported at once, naming the parameter; the other points still run
             report.failed.append({"point": point.name, "params": point.overrides, "status": "failed",
-                                  "failed_notebook": None, "error": str(err)})
-            continue
-        stamp = point_stamp(profile, overrides, names)
-        previous = out / "point.json"
-        done = _read_record(previous, {})
-        if done.get("stamp") == stamp:
-            report.skipped.append(done)
-            continue
-        record = record_results(profile, overrides, names) if reuse_artifacts else None
-        if record is not None:
-            report.from_record.append(take_record(point, profile, overrides, names, record, str(out), stamp))
-            continue
-        todo.append((point, str(out), str(work_root(profile, name) / point.name), stamp))
+                                  "failed_notebook": None, "error": found})
+        elif status == "up to date":
+            report.skipped.append(found)
+        elif status == "from the record":
+            report.from_record.append(take_record(point, profile, {**base, **point.overrides}, names, found,
+                                                  str(out), stamp))
+        else:
+            todo.append((point, str(out), str(work_root(profile, name) / point.name), stamp))
     t0 = time.perf_counter()
     if todo:
         if scheduler:
