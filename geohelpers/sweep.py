@@ -397,16 +397,23 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
             "ran": [r["point"] for r in report.done], "up to date": [r["point"] for r in report.skipped],
             "from the record": [r["point"] for r in report.from_record], "failed": [r["point"] for r in report.failed]}
     last_run = call if report.done else record.get("last_run")  # a call that only skips keeps the timing record
+    this = {r["point"]: {"status": status, **{k: r.get(k) for k in ("wall_time_s", "error", "failed_notebook")}}
+            for status, rows in (("ran", report.done), ("up to date", report.skipped),
+                                 ("from the record", report.from_record), ("failed", report.failed)) for r in rows}
     files.write_json(record_path, {
-        "sweep": name, "profile": profile, "values": {k: list(v) for k, v in sweeps.items()}, "overrides": base,
-        "notebooks": names, "workers": (last_run or call)["workers"], "wall_time_s": (last_run or call)["wall_time_s"],
-        "last_run": last_run, "calls": [*record.get("calls", []), call],
-        "points": {r["point"]: {"status": status, **{k: r.get(k) for k in ("wall_time_s", "error", "failed_notebook")}}
-                   for status, rows in (("ran", report.done), ("up to date", report.skipped),
-                                        ("from the record", report.from_record), ("failed", report.failed))
-                   for r in rows},
+        "sweep": name, "profile": profile, "values": merged_values(record.get("values") or {}, sweeps),
+        "overrides": base, "notebooks": names, "workers": (last_run or call)["workers"],
+        "wall_time_s": (last_run or call)["wall_time_s"], "last_run": last_run,
+        "calls": [*record.get("calls", []), call],
+        "points": {**(record.get("points") or {}), **this},  # a call over some values keeps the others' entries
         "written": now}, default=str)
     return report
+
+
+def merged_values(before: Mapping[str, Sequence[Any]], sweeps: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+    """The values ``sweep.json`` lists for each swept name: those of the calls before (``before``), then this
+    call's new ones (a call over ``seed=0`` after one over ``seed=0,1,2`` still lists three)."""
+    return {k: list(dict.fromkeys([*before.get(k, []), *v])) for k, v in sweeps.items()}
 
 
 # --- reading sweeps back (notebook 08) ------------------------------------------------------------------------

@@ -142,9 +142,14 @@ def test_a_point_the_record_already_computed_takes_its_results_and_no_other_does
         raise AssertionError("a point was executed")
 
     monkeypatch.setattr("geohelpers.graph.local_cluster", no_cluster)
+    root = tmp_home / "results" / "quick" / "sweeps" / "seed"
+    root.mkdir(parents=True)  # an earlier call ran three seeds: a call over one of them keeps the others' entries
+    (root / "sweep.json").write_text(json.dumps({"values": {"seed": [0, 1, 2]}, "calls": [],
+                                                 "points": {"seed=1": {"status": "ran"}, "seed=2": {"status": "ran"}}}))
     run.main(["--profile", "quick", "--only", "01", "02", "--set", "data.n_train=300", "--sweep", "seed=0"])
     assert "0 ran, 0 up to date, 1 from the record, 0 failed" in capsys.readouterr().out
-    root = tmp_home / "results" / "quick" / "sweeps" / "seed"
+    summary = json.loads((root / "sweep.json").read_text())
+    assert summary["values"] == {"seed": [0, 1, 2]} and summary["points"]["seed=1"] == {"status": "ran"}
     point = json.loads((root / "seed=0" / "point.json").read_text())
     assert point["status"] == "ok" and point["from_record"].startswith("results/quick/") and point["seconds"] == {}
     for name in names:
