@@ -403,12 +403,11 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dict[st
     import networkx as nx
 
     from . import store
+    from .plan import CHOICES
 
     times = record_times(args.profile)
     workers = args.workers or os.cpu_count() or 1
     wanted = [p.name[:2] for p in paths]
-    from .plan import CHOICES
-
     refs = ", ".join(f"{r:.2f} s" for r in times["references"]) or "none"
     chosen = ", ".join(f"{k.removeprefix('choice/')} {v}" for k, v in times["choices"].items()) or "none recorded"
     lacking = [c for c in CHOICES if f"choice/{c}" not in times["choices"]]
