@@ -203,6 +203,21 @@ def take_record(point: Point, profile: str, overrides: Mapping[str, Any], notebo
     return summary
 
 
+#: A point's stage-graph calls, in its working folder: :func:`stage_call` of each, rewritten after every stage.
+STAGE_LOG = "stages.json"
+
+
+def stage_call(report: Any, stamp: str, started: str) -> dict[str, Any]:
+    """One call of a point's stage graph (a :class:`geohelpers.graph.GraphReport`), as ``point.json`` keeps
+    it: when it started, its wall time, critical path and workers, how many stages it built, loaded or
+    failed, and the seconds of each stage it built (a stopped call keeps those it finished)."""
+    statuses = [r["status"] for r in report.records]
+    return {"stamp": stamp, "started": started, "wall_time_s": round(report.wall_time_s, 1),
+            "critical_path_s": round(report.critical_path_s, 1), "workers": report.workers,
+            **{status: statuses.count(status) for status in ("built", "loaded", "failed")},
+            "built_seconds": {r["key"]: r["seconds"] for r in report.records if r["status"] == "built"}}
+
+
 def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Sequence[str], out_dir: str,
               work_dir: str, stamp: str, threads: int = 1, artifacts_from: str | None = None) -> dict[str, Any]:
     """Execute one point (in a Dask worker): its notebooks with papermill, with ``$GEOVQ_HOME`` in
@@ -211,7 +226,9 @@ def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Se
     returned (``status: failed``, the notebook and its error), never raised.
 
     A point may take several calls (a killed sweep is simply called again: it reloads what the point
-    stored). ``seconds`` and ``wall_time_s`` are the finishing call's; ``interrupted_calls`` lists the
+    stored). ``seconds`` and ``wall_time_s`` are the finishing call's notebooks'; ``stage_graph_calls``, every
+    call of the point's stage graph with this stamp (:func:`stage_call`, from :data:`STAGE_LOG`), stopped ones
+    included, so the point's cost is its graph's and its notebooks'; ``interrupted_calls`` lists the
     calls before it with the same stamp that ended unfinished, each with its start, its last record, the
     notebook it was running or that failed, and the seconds of the notebooks it finished (time after its
     last record is unknown)."""
@@ -252,7 +269,8 @@ def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Se
             return {**summary, "status": "failed", "failed_notebook": name, "error": detail, "seconds": seconds}
         seconds[name] = round(time.perf_counter() - t0, 1)
     summary.update(status="ok", seconds=seconds, wall_time_s=round(time.perf_counter() - t_all, 1),
-                   interrupted_calls=earlier, written=_now())
+                   interrupted_calls=earlier, written=_now(),
+                   stage_graph_calls=[c for c in _read_record(work / STAGE_LOG, []) if c.get("stamp") == stamp])
     progress.unlink()
     _publish(out, sorted((work / "results" / profile).glob("*.json")), summary)
     return summary
@@ -363,8 +381,12 @@ def execute_sweep(profile: str, sweeps: Mapping[str, Sequence[Any]], base: Mappi
                 if shared:
                     seed_artifacts(Path(shared), Path(work) / "artifacts" / profile)
                 overrides = {**base, **point.overrides}
+                log = Path(work) / STAGE_LOG  # this call's graph, after every stage, beside the earlier calls'
+                earlier, started = _read_record(log, []), _now()
+                keep = lambda rep: files.write_json(log, [*earlier, stage_call(rep, stamp, started)])  # noqa: E731
                 stages = graph.build_graph(resolve(profile, overrides), overrides, notebooks=[n[:2] for n in names],
-                                           client=client, home=work, progress=False)
+                                           client=client, home=work, progress=False, on_record=keep)
+                keep(stages)
                 if stages.failed or stages.not_run:
                     first = stages.failed[0] if stages.failed else {"key": next(iter(stages.not_run)), "error": "not run"}
                     return {"point": point.name, "params": point.overrides, "status": "failed", "failed_notebook": None,

@@ -53,6 +53,9 @@ def test_a_two_point_sweep_runs_on_a_local_cluster_then_skips_and_keeps_results_
     for s in (0, 1):
         point = json.loads((root / f"seed={s}" / "point.json").read_text())
         assert point["status"] == "ok" and point["params"] == {"seed": s} and point["overrides"]["data.n_train"] == 300
+        graph_call, = point["stage_graph_calls"]  # the point's stage graph: what it built and how long each took
+        assert graph_call["built"] == 2 and set(graph_call["built_seconds"]) == {"vae/grid", "vae/flat"}
+        assert graph_call["stamp"] == point["stamp"] and graph_call["wall_time_s"] > 0
         results = json.loads((root / f"seed={s}" / "01_vae.json").read_text())
         assert results["seed"] == s and results["config"]["data"]["n_train"] == 300
     summary = json.loads((root / "sweep.json").read_text())
