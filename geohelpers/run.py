@@ -320,9 +320,10 @@ def _main_sweep(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dic
 
 def record_times(profile: str) -> dict[str, Any]:
     """What ``results/<profile>/run.json`` (the last call and the earlier calls it keeps) says a call costs:
-    ``stages``, the seconds of each stage's latest build; ``notebooks``, of each notebook's latest
-    execution (and of the book build); ``choices``, the latest choice of each name; ``references``, the
-    reference workloads of the calls that built or executed; and the record's ``path``."""
+    ``stages``, the seconds of each stage's latest build (for a stage it never built, the time a sweep
+    point's ``point.json`` records, :func:`geohelpers.sweep.stage_call`); ``notebooks``, of each notebook's
+    latest execution (and of the book build); ``choices``, the latest choice of each name; ``references``,
+    the reference workloads of the calls that built or executed; and the record's ``path``."""
     from . import store
 
     path = store.home() / "results" / profile / "run.json"  # not results_dir(): a dry run makes no folder
@@ -340,6 +341,14 @@ def record_times(profile: str) -> dict[str, Any]:
         out["choices"].update(graph.get("choices") or {})
         if did_work(call) and call.get("reference_workload_s"):
             out["references"].append(float(call["reference_workload_s"]))
+    for point in sorted(path.parent.glob("sweeps/*/*/point.json")):  # the sweeps' stage graphs fill the gaps
+        try:
+            calls = json.loads(point.read_text()).get("stage_graph_calls") or []
+        except (OSError, ValueError):
+            continue
+        for call in calls:
+            for key, seconds in (call.get("built_seconds") or {}).items():
+                out["stages"].setdefault(key, float(seconds))
     return out
 
 

@@ -75,6 +75,11 @@ def test_a_dry_run_schedules_the_records_times_and_writes_nothing(tmp_home, caps
     # vae/flat has no build time in the record: the estimate is a lower bound that says so
     assert "at least (the record has no time for 1 of the stages to build) 150 s" in out
     assert sorted(p for p in tmp_home.rglob("*")) == before
+    point = store.results_dir("quick") / "sweeps" / "seed" / "seed=1" / "point.json"
+    point.parent.mkdir(parents=True)  # a sweep point's graph built vae/flat: its time fills the record's gap
+    point.write_text(json.dumps({"stage_graph_calls": [{"built_seconds": {"vae/flat": 20.0, "vae/grid": 1.0}}]}))
+    run.main(["--profile", "quick", "--only", "01", "--no-book", "--dry-run", "--workers", "1"])
+    assert "estimate on 1 workers: 170 s" in capsys.readouterr().out  # the record's own vae/grid time is kept
 
 
 def test_a_sweeps_dry_run_names_each_points_state_and_writes_nothing(tmp_home, capsys):
