@@ -231,6 +231,8 @@ def stored_identities(folders: Iterable[str | os.PathLike]) -> dict[str, str]:
     for root in map(Path, folders):
         for side in sorted(root.rglob("*" + DIGEST_SUFFIX)) if root.is_dir() else []:
             target = side.with_name(side.name.removesuffix(DIGEST_SUFFIX))
+            if not target.exists():
+                continue
             try:
                 names = [json.loads(side.read_text()).get("made_by")]
                 if target.suffix == ".json":
@@ -238,7 +240,7 @@ def stored_identities(folders: Iterable[str | os.PathLike]) -> dict[str, str]:
             except (OSError, ValueError, AttributeError):
                 continue
             for name in names:
-                if isinstance(name, str) and target.exists():
+                if isinstance(name, str):
                     found.setdefault(name, str(target))
     return found
 

@@ -423,7 +423,7 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dict[st
     print(f"[run] dry run: nothing is built or executed. Times are those of {times['path']} (reference workloads "
           f"of its calls: {refs}; machines differ by up to 2x); choices assumed: {chosen}"
           + (f"; the stages that follow {', '.join(lacking)} are not listed" if lacking else ""), flush=True)
-    whole, seconds, unknown, notebook_s = nx.DiGraph(), {}, 0, 0.0
+    whole, seconds, unknown = nx.DiGraph(), {}, 0
     if sweeps:
         names = [p.name for p in paths]
         jobs = []
@@ -441,20 +441,17 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, Any], sweeps: dict[st
         to_run = [p.name for p in stale] + ([] if args.no_book else ["jupyter-book build"])
         print(f"[run] notebooks to execute: {', '.join(p.name[:2] for p in stale) or 'none'}"
               + (" (--no-graph: each builds what it misses, inside its own time)" if args.no_graph else ""), flush=True)
+    nbs = sum(times["notebooks"].get(n, 0.0) for n in to_run)
+    notebook_s = 0.0 if sweeps else nbs  # a plain call's notebooks run after its graph, one after another
     for name, point_overrides, folders in jobs:
         g, states = plan_stages(args.profile, point_overrides, wanted, folders, times["choices"])
         todo, missing = describe_plan(f"{name + ': ' if name else ''}stage graph", states, times)
         unknown += missing
         whole.update(nx.relabel_nodes(g, {k: f"{name}:{k}" for k in g}))
         seconds.update({f"{name}:{k}": v for k, v in todo.items()})
-        nbs = sum(times["notebooks"].get(n, 0.0) for n in to_run)
         if sweeps:  # a point's notebooks run in one task once its stages are done
             whole.add_edges_from((f"{name}:{k}", f"{name}:notebooks") for k in g)
             seconds[f"{name}:notebooks"] = nbs
-        else:
-            notebook_s = nbs
-    if not sweeps and not jobs:
-        notebook_s = sum(times["notebooks"].get(n, 0.0) for n in to_run)
     if not times["stages"] and not times["notebooks"]:
         print(f"[run] no estimate: {times['path']} holds no times of this profile (run it once)", flush=True)
         return

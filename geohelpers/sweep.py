@@ -271,7 +271,8 @@ def run_point(point: Point, profile: str, base: Mapping[str, Any], notebooks: Se
     summary.update(status="ok", seconds=seconds, wall_time_s=round(time.perf_counter() - t_all, 1),
                    interrupted_calls=earlier, written=_now(),
                    stage_graph_calls=[c for c in _read_record(work / STAGE_LOG, []) if c.get("stamp") == stamp])
-    progress.unlink()
+    progress.unlink()  # point.json holds both logs' calls now: a later run of the point starts them afresh
+    (work / STAGE_LOG).unlink(missing_ok=True)
     _publish(out, sorted((work / "results" / profile).glob("*.json")), summary)
     return summary
 
