@@ -24,7 +24,8 @@ layer modules                                                     what
 5     ``graph``, ``prose``, ``conclusions``, ``tables``,          the stage graph on Dask; sentences (the
       ``plots``, ``sweep_stats``                                  verdict's apart), tables, figures; notebook
                                                                   08's analysis of the sweeps
-6     ``notebooks``, ``sweep``, ``run``, ``bookcheck``            executing notebooks (papermill, stamps),
-                                                                  sweeps on Dask, the runner, the book check
+6     ``notebooks``, ``sweep``, ``preflight``, ``run``,           executing notebooks (papermill, stamps),
+      ``bookcheck``                                               sweeps on Dask, the environment checked
+                                                                  before any work, the runner, the book check
 ====  ==========================================================  =============================================
 """

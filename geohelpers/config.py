@@ -365,14 +365,23 @@ def _coerce(name: str, value: Any, typ: Any, spec: Mapping[str, Any]) -> Any:
         raise ConfigError(f"parameter {name!r} may not be None; allowed: {_allowed(spec)}")
     origin, args = get_origin(typ), [a for a in get_args(typ) if a is not type(None)]
     if origin is tuple:
+        if isinstance(value, str):  # ``a,b`` or ``[a,b]``, strings as numbers (:func:`parse_list`)
+            value = parse_list(value)
         if len(args) == 2 and args[1] is Ellipsis:
-            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-                value = (value,)  # ``--set prior.methods=kmeans``: a one-element sequence
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = (value,)  # ``--set quantize.ks=512``: a one-element sequence
             if not isinstance(value, (list, tuple)) or not (value or spec.get("empty")):
-                raise ConfigError(f"parameter {name!r} must be a non-empty sequence, got {value!r}")
-            return tuple(_coerce(f"{name}[{i}]", v, args[0], spec) for i, v in enumerate(value))
+                raise ConfigError(f"parameter {name!r} must be a non-empty sequence, got {value!r}; "
+                                  f"{LIST_FORM}")
+            out = tuple(_coerce(f"{name}[{i}]", v, args[0], spec) for i, v in enumerate(value))
+            repeated = sorted({v for v in out if out.count(v) > 1}, key=out.index)
+            if repeated:
+                raise ConfigError(f"parameter {name!r} repeats {', '.join(map(repr, repeated))} in {out}; "
+                                  f"allowed: distinct values")
+            return out
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"parameter {name!r} must be a sequence of {len(args)} values, got {value!r}")
+            raise ConfigError(f"parameter {name!r} must be a sequence of {len(args)} values, got {value!r}; "
+                              f"{LIST_FORM}")
         return tuple(_coerce(f"{name}[{i}]", v, args[i], spec) for i, v in enumerate(value))
     base = args[0] if args and origin is not None else typ
     if base is int:
@@ -392,6 +401,54 @@ def _coerce(name: str, value: Any, typ: Any, spec: Mapping[str, Any]) -> Any:
     ):
         raise ConfigError(f"parameter {name!r} is {value!r}; allowed: {_allowed(spec)}")
     return value
+
+
+#: How a sequence parameter is written, quoted by every error about one.
+LIST_FORM = "write a list as a,b or [a,b] (numbers and names alike, e.g. quantize.ks=16,64, prior.kinds=[pixelcnn,transformer])"
+
+
+def split_top_level(text: str) -> list[str]:
+    """``"1,(2,3),[a,b]"`` -> ``["1", "(2,3)", "[a,b]"]``: ``text`` split at the commas outside brackets and
+    quotes, each part stripped."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def literal(text: str) -> Any:
+    """A Python literal's value (``"16"`` -> 16, ``"'a'"`` -> ``'a'``), else the stripped text itself (a bare
+    name such as ``pixelcnn``)."""
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return text.strip()
+
+
+def parse_list(text: str) -> tuple:
+    """One syntax for every sequence parameter, through ``--set``, ``--sweep`` and the notebooks'
+    ``overrides``: ``"a,b"``, ``"[a,b]"`` and ``"(a,b)"`` are the tuple ``(a, b)``, whose items are literals
+    (numbers, quoted strings) or bare names; ``"a"`` is ``("a",)`` and ``""`` or ``"[]"`` the empty tuple."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] + text[-1] in ("[]", "()") and len(split_top_level(text)) == 1:
+        text = text[1:-1].strip()  # one bracketed list, not "(8,16),(16,32)"
+    if not text:
+        return ()
+    parts = split_top_level(text)
+    if any(not part for part in parts):
+        raise ConfigError(f"an empty item in the list {text!r}; {LIST_FORM}")
+    return tuple(literal(part) for part in parts)
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -433,12 +490,38 @@ def _check_consistency(cfg: Config) -> None:
                               f"'quantize.n_landmarks' ({q.n_landmarks})")
     p = cfg.prior
     if not set(p.ks) <= set(q.ks):
-        raise ConfigError(f"parameter 'prior.ks' is {p.ks}; allowed: codebook sizes of 'quantize.ks' {q.ks}")
+        raise ConfigError(f"parameter 'prior.ks' is {p.ks}; allowed: codebook sizes of 'quantize.ks' {q.ks} "
+                          f"(set both, e.g. quantize.ks={','.join(map(str, q.ks))} "
+                          f"prior.ks={','.join(map(str, q.ks))})")
     if p.transformer_dim % p.transformer_heads:
         raise ConfigError(f"parameter 'prior.transformer_heads' ({p.transformer_heads}) must divide "
                           f"'prior.transformer_dim' ({p.transformer_dim})")
     if cfg.grid_vae.n_chunks != 1:
         raise ConfigError("parameter 'grid_vae.n_chunks' is only for the flat VAE; allowed: 1")
+    _check_data_size(cfg)
+
+
+#: Latent vectors each training image gives a VAE's codebooks: the grid's 7 x 7 positions, the flat VAE's chunks.
+GRID_POSITIONS = 49
+
+
+def _check_data_size(cfg: Config) -> None:
+    """Every codebook sees enough training vectors: K (``quantize.ks``) and the geodesic landmarks
+    (``quantize.n_landmarks``) at most the vectors of ``data.n_train`` images (49 per image for the GridVAE,
+    ``flat_vae.n_chunks`` for the FlatVAE). The error names ``data.n_train``, the tightest need and the
+    least value that meets them all."""
+    n_train = cfg.data.n_train or 55_000
+    q = cfg.quantize
+    needs = [(-(-need // per_image), vae, per_image, what)
+             for vae, per_image in (("GridVAE", GRID_POSITIONS), ("FlatVAE", cfg.flat_vae.n_chunks))
+             for what, need in ((f"K = {max(q.ks)} ('quantize.ks')", max(q.ks)),
+                                (f"{q.n_landmarks} geodesic landmarks ('quantize.n_landmarks')", q.n_landmarks))]
+    least, vae, per_image, what = max(needs)
+    if n_train < least:
+        raise ConfigError(
+            f"parameter 'data.n_train' is {n_train}: the {vae}'s codebooks would see {n_train * per_image} training "
+            f"vectors ({per_image} per image), fewer than {what}; allowed: data.n_train >= {least}, or a smaller "
+            f"{what.split('(')[-1].rstrip(')')}")
 
 
 def suggest(name: str, known: set[str] | None = None) -> str:
@@ -466,7 +549,9 @@ def suggest(name: str, known: set[str] | None = None) -> str:
 
 def parse_set(items: list[str]) -> dict[str, Any]:
     """``["a=1", "b=(8, 16)", "c=cpu"]`` -> ``{"a": 1, "b": (8, 16), "c": "cpu"}`` (Python literals, else strings):
-    the ``--set`` overrides of the runner and the benchmarks. ``b=8,16`` is the tuple ``(8, 16)`` too.
+    the ``--set`` overrides of the runner and the benchmarks. ``b=8,16`` is the tuple ``(8, 16)`` too, and a
+    list of names (``prior.kinds=pixelcnn,transformer`` or ``[pixelcnn,transformer]``) stays text that
+    :func:`resolve` reads as a sequence (:func:`parse_list`): one list syntax for every parameter.
 
     Every item counts, however the ``--set`` flags were written; the same name given twice with
     different values is an error naming it (the same value twice is harmless). ``name=`` with nothing
@@ -478,10 +563,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"--set expects name=value, got {item!r}")
-        try:
-            value = ast.literal_eval(raw) if raw.strip() else ()
-        except (ValueError, SyntaxError):
-            value = raw
+        value = literal(raw) if raw.strip() else ()  # a list of names stays text: the config parses it
         if key in overrides and overrides[key] != value:
             raise ConfigError(f"--set gives parameter {key!r} twice, as {overrides[key]!r} and {value!r}; "
                               f"allowed: one value per parameter")

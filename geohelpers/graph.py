@@ -20,8 +20,10 @@ of dependent stages, which bounds the graph's wall time on any number of cores.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+from pathlib import Path
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -139,6 +141,24 @@ def after_choice(choice: str, value: str, cfg: Config, known: set[str], choices:
     return [s for s in stages_of(cfg, {**(choices or {}), name: value}) if s.key not in known]
 
 
+def joining(new: list[Stage], known: set[str], notebooks: Iterable[str] | None) -> list[Stage]:
+    """Of the stages ``new`` that a choice adds (:func:`after_choice`), those the graph of ``notebooks``
+    takes (``None``: all), with every stage they need that the graph does not hold yet: with ``--only 04``
+    a stage of notebook 04 may read one that only notebook 06 loads, which the graph must then build too."""
+    if notebooks is None:
+        return new
+    by_key = {s.key: s for s in new}
+    wanted = [s.key for s in new if s.notebook in notebooks]
+    keep: set[str] = set()
+    while wanted:
+        key = wanted.pop()
+        if key in keep or key in known or key not in by_key:
+            continue
+        keep.add(key)
+        wanted += list(by_key[key].inputs)
+    return [s for s in new if s.key in keep]
+
+
 def stage_identity(stage: Stage, cfg: Config) -> tuple[str, ...] | None:
     """The identities (:mod:`geohelpers.artifacts`) of what ``stage`` stores under ``cfg``: a stage is up to
     date when its stored artifacts carry them. ``None`` for a choice that stores nothing."""
@@ -218,13 +238,14 @@ def full_graph(cfg: Config, choices: Mapping[str, str]) -> nx.DiGraph:
 
 # --- what is stored, without building (the runner's --dry-run) ------------------------------------------
 
-def stored_identities(folders: Iterable[str | os.PathLike]) -> dict[str, str]:
+def stored_identities(folders: Iterable[str | os.PathLike], damaged: list[tuple[str, str]] | None = None
+                      ) -> dict[str, str]:
     """The identity of every artifact stored under ``folders`` (artifacts folders), mapped to its path: the
     ``made_by`` of each digest file (:func:`geohelpers.files.write_artifact`) whose artifact is there, and
-    the ``identity`` a stored choice's JSON holds. Nothing is loaded or checked byte by byte."""
-    import json
-    from pathlib import Path
-
+    the ``identity`` a stored choice's JSON holds. Nothing is loaded. With a ``damaged`` list, each
+    artifact's bytes are checked against its digest as a run checks them before loading
+    (:func:`damage`: nothing is moved): a damaged one is left out, to be rebuilt, and
+    ``(path, why)`` is appended to the list."""
     from .files import DIGEST_SUFFIX
 
     found: dict[str, str] = {}
@@ -233,6 +254,11 @@ def stored_identities(folders: Iterable[str | os.PathLike]) -> dict[str, str]:
             target = side.with_name(side.name.removesuffix(DIGEST_SUFFIX))
             if not target.exists():
                 continue
+            if damaged is not None:
+                why = damage(target)
+                if why:
+                    damaged.append((str(target), why))
+                    continue
             try:
                 names = [json.loads(side.read_text()).get("made_by")]
                 if target.suffix == ".json":
@@ -243,6 +269,17 @@ def stored_identities(folders: Iterable[str | os.PathLike]) -> dict[str, str]:
                 if isinstance(name, str):
                     found.setdefault(name, str(target))
     return found
+
+
+def damage(path: str | os.PathLike) -> str | None:
+    """Why the artifact ``path`` would fail the check :func:`geohelpers.files.read_artifact` makes before
+    loading it, or ``None`` when it is intact (or missing); read under its lock, and nothing is set aside:
+    what ``--dry-run`` asks of the store, which it never changes."""
+    from .files import _locked, _verdict
+
+    path = Path(path)
+    with _locked(path, exclusive=False):
+        return _verdict(path)[1] if path.exists() else None
 
 
 def stage_state(stage: Stage, cfg: Config, stored: Mapping[str, str]) -> str:
@@ -419,9 +456,12 @@ def _choose(arg: str, cfg: Config) -> str:
     raise ValueError(f"stage 'choice/{arg}': unknown choice; allowed: prior_<vae>, vqvae, a_posteriori")
 
 
-def run_stage(stage: Stage, profile: str, overrides: Mapping[str, Any], home: str | None = None) -> dict[str, Any]:
+def run_stage(stage: Stage, profile: str, overrides: Mapping[str, Any], home: str | None = None,
+              journal: str | None = None) -> dict[str, Any]:
     """Load or build ``stage`` in this process on one torch thread (a Dask task); returns its record: key,
-    status (``built``, ``loaded`` or ``failed``), seconds, worker, and a choice's value or the error."""
+    status (``built``, ``loaded`` or ``failed``), seconds, worker, and a choice's value or the error.
+    ``journal``: a file this call of the graph shares, to which the stage's start (key, process, time) is
+    appended first, so that a start whose worker died is known (:func:`restarts`)."""
     import torch
 
     if home:
@@ -430,6 +470,10 @@ def run_stage(stage: Stage, profile: str, overrides: Mapping[str, Any], home: st
     torch.set_num_threads(1)
     record: dict[str, Any] = {"key": stage.key, "inputs": list(stage.inputs), "worker": socket.gethostname(),
                               "pid": os.getpid(), "threads": torch.get_num_threads()}
+    if journal:
+        line = json.dumps({"key": stage.key, "worker": record["worker"], "pid": record["pid"], "started": time.time()})
+        with open(journal, "a") as fh:  # one short line in append mode: whole lines, whoever writes beside it
+            fh.write(line + "\n")
     t0 = time.perf_counter()
     try:
         built, value = _run(stage, resolve(profile, dict(overrides)))
@@ -450,6 +494,7 @@ class GraphReport:
 
     records: list[dict[str, Any]] = field(default_factory=list)
     not_run: dict[str, str] = field(default_factory=dict)  # stage -> the failed input it waited for
+    restarts: list[dict[str, Any]] = field(default_factory=list)  # starts lost with their worker (:func:`restarts`)
     choices: dict[str, str] = field(default_factory=dict)
     workers: int = 0
     wall_time_s: float = 0.0
@@ -464,8 +509,35 @@ class GraphReport:
     def to_dict(self) -> dict[str, Any]:
         return {"workers": self.workers, "wall_time_s": round(self.wall_time_s, 1), "finished": self.finished,
                 "critical_path_s": round(self.critical_path_s, 1), "critical_path": self.critical_path,
-                "choices": self.choices, "not_run": self.not_run,
+                "choices": self.choices, "not_run": self.not_run, "restarts": self.restarts,
+                "lost_s": round(sum(r["lost_s"] for r in self.restarts), 1),
                 "stages": [{k: v for k, v in r.items() if k != "traceback"} for r in self.records]}
+
+
+def restarts(journal: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The stage starts of ``journal`` (:func:`run_stage`) that did not end in a record: a stage whose worker
+    died (killed, out of memory) is started again by Dask on another worker, so its key appears twice.
+    Each lost start gives its key, worker, process and ``lost_s``, the seconds from it to the next start of
+    the same stage (the work the dead worker took with it); a start still running has no later one and is
+    not listed."""
+    starts: dict[str, list[dict[str, Any]]] = {}
+    try:
+        lines = Path(journal).read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        starts.setdefault(entry["key"], []).append(entry)
+    lost = []
+    for key, entries in starts.items():
+        entries.sort(key=lambda e: e["started"])
+        for this, after in zip(entries, entries[1:]):
+            lost.append({"key": key, "worker": this["worker"], "pid": this["pid"],
+                         "lost_s": round(after["started"] - this["started"], 1)})
+    return lost
 
 
 def critical_path(g: nx.DiGraph, seconds: Mapping[str, float]) -> tuple[list[str], float]:
@@ -530,6 +602,9 @@ def build_graph(cfg: Config, overrides: Mapping[str, Any] | None = None, *, note
             cluster = local_cluster(workers or os.cpu_count() or 1)
             client = Client(cluster)
     t0 = time.perf_counter()
+    journal = Path(home) / "artifacts" / cfg.profile / ".stage-journal" / f"{os.getpid()}-{time.time_ns()}.jsonl"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    keys: dict[str, str] = {}  # Dask key -> stage key, to name a stage whose task Dask gave up on
     try:
         report.workers = len(client.scheduler_info()["workers"])
         done: dict[str, dict] = {}
@@ -551,15 +626,24 @@ def build_graph(cfg: Config, overrides: Mapping[str, Any] | None = None, *, note
                     submitted.add(key)
                     # a free worker takes the ready stage with the most stages waiting on it: the chain to
                     # the choices and the priors starts first, the leaves fill the gaps
+                    task = f"stage-{key}-{time.time_ns()}"
+                    keys[task] = key
                     queue.add(client.submit(run_stage, g.nodes[key]["stage"], cfg.profile, overrides, home,
-                                            key=f"stage-{key}-{time.time_ns()}", pure=False,
+                                            str(journal), key=task, pure=False,
                                             priority=len(nx.descendants(g, key))))
 
         submit_ready()
         for fut in queue:
-            rec = fut.result()
+            try:
+                rec = fut.result()
+            except Exception as err:  # Dask gave up on the task (its workers died: KilledWorker), or lost it
+                key = keys[fut.key]
+                rec = {"key": key, "inputs": list(g.predecessors(key)), "status": "failed", "seconds": 0.0,
+                       "error": f"{type(err).__name__}: {err} (the worker process running it died each time "
+                                f"Dask started it: out of memory or killed)"}
             done[rec["key"]] = rec
             report.records.append(rec)
+            report.restarts = restarts(journal, report.records)
             bar.update(1)
             if on_record is not None:
                 report.wall_time_s = time.perf_counter() - t0
@@ -570,8 +654,7 @@ def build_graph(cfg: Config, overrides: Mapping[str, Any] | None = None, *, note
             if rec["key"].startswith("choice/") and rec["status"] != "failed":
                 report.choices[rec["key"]] = rec["value"]
                 made = {k.removeprefix("choice/"): v for k, v in report.choices.items() if k != rec["key"]}
-                new = [st for st in after_choice(rec["key"], rec["value"], cfg, set(g.nodes), made)
-                       if notebooks is None or st.notebook in notebooks]
+                new = joining(after_choice(rec["key"], rec["value"], cfg, set(g.nodes), made), set(g.nodes), notebooks)
                 for s in new:
                     g.add_node(s.key, stage=s)
                 for s in new:
@@ -584,6 +667,8 @@ def build_graph(cfg: Config, overrides: Mapping[str, Any] | None = None, *, note
     finally:
         report.wall_time_s = time.perf_counter() - t0
         report.finished = time.time()
+        report.restarts = restarts(journal, report.records)
+        journal.unlink(missing_ok=True)
         if own:
             client.close()
             if cluster is not None:

@@ -99,3 +99,63 @@ def read_stamps() -> dict[str, dict[str, Any]]:
 
 def write_stamps(stamps: Mapping[str, Any]) -> None:
     files.write_json(STAMPS, dict(stamps))
+
+
+def update_stamp(name: str, stamp: Mapping[str, Any] | None) -> None:
+    """Set (or, with ``None``, remove) one notebook's stamp: read, change and write ``stamps.json`` under
+    an exclusive lock (``stamps.json.lock``), so two runner calls at once never lose each other's update."""
+    import fcntl
+
+    STAMPS.parent.mkdir(parents=True, exist_ok=True)
+    with open(STAMPS.with_name(STAMPS.name + ".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            stamps = read_stamps()
+            if stamp is None:
+                stamps.pop(name, None)
+            else:
+                stamps[name] = dict(stamp)
+            write_stamps(stamps)
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def results_path(source: Path, profile: str) -> Path:
+    """The results file a notebook writes: ``results/<profile>/<notebook name>.json`` in the store it reads
+    (``$GEOVQ_HOME`` when set)."""
+    from .store import home
+
+    return home() / "results" / profile / f"{Path(source).stem}.json"
+
+
+def why_stale(source: Path, profile: str, overrides: Mapping[str, Any], stamp: Mapping[str, Any] | None,
+              expected_hash: str) -> str | None:
+    """Why the notebook ``source`` must execute, or ``None`` when it is current: its stamp holds the input
+    hash its inputs give now (``expected_hash``, :func:`input_hashes`), its executed copy is there and reads
+    as a notebook, and its results file is there, in the store it would read, reads as JSON and was
+    computed with this configuration. A stamp alone never makes a notebook current: a damaged or missing
+    results file, or an empty ``$GEOVQ_HOME``, executes it again."""
+    from .config import resolve
+    from .store import config_differences
+
+    if not stamp or stamp.get("hash") != expected_hash:
+        return "its inputs changed" if stamp else "never executed with these inputs"
+    out = EXECUTED / Path(source).name
+    try:
+        if not isinstance(json.loads(out.read_text()).get("cells"), list):
+            return f"its executed copy {out} holds no cells"
+    except FileNotFoundError:
+        return f"its executed copy {out} is missing"
+    except (OSError, ValueError) as err:
+        return f"its executed copy {out} is damaged ({type(err).__name__})"
+    results = results_path(source, profile)
+    try:
+        payload = json.loads(results.read_text())
+    except FileNotFoundError:
+        return f"its results file {results} is missing"
+    except (OSError, ValueError) as err:
+        return f"its results file {results} is damaged ({type(err).__name__})"
+    differ = config_differences(payload.get("config") or {}, resolve(profile, overrides).to_dict())
+    if differ:
+        return f"its results file {results} was computed with another configuration ({', '.join(differ)})"
+    return None

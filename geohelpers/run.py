@@ -26,13 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import notebooks as nb
 from . import sweep
@@ -47,7 +49,6 @@ def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: b
     """Run each notebook with papermill unless up to date; return one summary row per notebook."""
     import papermill as pm
 
-    stamps = nb.read_stamps()
     hashes = nb.input_hashes(paths, profile, overrides)
     package = nb.package_digest()[:16]  # the code the hashes were taken of, recorded with every stamp
     rows = []
@@ -56,14 +57,15 @@ def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: b
     try:
         for src in paths:
             out = nb.EXECUTED / src.name
-            stamp = stamps.get(src.name, {})
-            if not force and out.exists() and stamp.get("hash") == hashes[src.name]:
-                print(f"[run] {src.name}: up to date ({profile}), skipped", flush=True)
+            stamp = nb.read_stamps().get(src.name, {})  # read afresh: another call may have executed it since
+            why = "--force" if force else nb.why_stale(src, profile, overrides, stamp, hashes[src.name])
+            if why is None:
+                print(f"[run] {src.name}: current ({profile}): stamp, executed copy and results file verified; "
+                      f"skipped", flush=True)
                 rows.append({"notebook": src.name, "status": "skipped", "seconds": stamp.get("seconds", 0.0)})
                 continue
-            print(f"[run] {src.name}: executing ({profile})", flush=True)
-            stamps.pop(src.name, None)
-            nb.write_stamps(stamps)
+            print(f"[run] {src.name}: executing ({profile}): {why}", flush=True)
+            nb.update_stamp(src.name, None)
             t0 = time.perf_counter()
             try:
                 nb.execute(src, out, profile, overrides)
@@ -71,10 +73,9 @@ def execute(paths: list[Path], profile: str, overrides: dict[str, Any], force: b
                 raise SystemExit(f"[run] {src.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
                                  f"[run] the partly executed notebook is {out}")
             seconds = time.perf_counter() - t0
-            stamps[src.name] = {"hash": hashes[src.name], "profile": profile, "seconds": round(seconds, 1),
-                                "config": resolve(profile, overrides).digest(), "overrides": nb.plain(overrides),
-                                "package": package}
-            nb.write_stamps(stamps)
+            nb.update_stamp(src.name, {"hash": hashes[src.name], "profile": profile, "seconds": round(seconds, 1),
+                                       "config": resolve(profile, overrides).digest(),
+                                       "overrides": nb.plain(overrides), "package": package})
             rows.append({"notebook": src.name, "status": "executed", "seconds": seconds})
     finally:
         if env_before is None:
@@ -143,8 +144,7 @@ def main(argv: list[str] | None = None) -> None:
                              "the record already computed is executed again")
     args = parser.parse_args(argv)
     try:  # every argument is checked before any work, the reference workload included
-        overrides = parse_set(args.set)
-        resolve(args.profile, overrides)
+        overrides = canonical(resolve(args.profile, parse_set(args.set)), parse_set(args.set))
         sweeps = sweep.parse_sweeps(args.sweep)
         clash = sorted(set(sweeps) & set(overrides))
         if clash:
@@ -161,11 +161,94 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--only: no notebook numbered {', '.join(unknown)}{why}; allowed: "
                          f"{', '.join(p.name[:2] for p in numbered)}")
     paths = [p for p in numbered if not args.only or p.name[:2] in args.only]
+    if not args.dry_run:  # the environment too, before the reference workload and the first stage
+        try:
+            check_environment(args, sweeps)
+        except ConfigError as err:
+            parser.error(str(err))
     print(f"[run] profile {args.profile}, overrides {overrides}", flush=True)
     if args.dry_run:
         return dry_run(args, overrides, sweeps, paths)
+    with told_interruptions(args.profile, sys.argv[1:] if argv is None else argv):
+        if sweeps:
+            return _main_sweep(args, overrides, sweeps, [p.name for p in paths])
+        return _main_book(args, overrides, paths)
+
+
+def canonical(cfg: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with each value as the resolved ``cfg`` holds it (``"16,64"``, ``[16, 64]`` and ``(16, 64)``
+    all become ``(16, 64)``), so that one setting written two ways stamps and names the same."""
+    from .config import flatten
+
+    values = flatten(cfg)
+    return {key: values[key] for key in overrides}
+
+
+def check_environment(args: argparse.Namespace, sweeps: dict[str, list[Any]]) -> None:
+    """What the call needs of its environment (:mod:`geohelpers.preflight`): the scheduler answers, and every
+    folder it writes can be written (the results and the store under ``$GEOVQ_HOME``, the executed
+    notebooks, the book's build folder, a sweep's folders)."""
+    from . import store
+    from .preflight import check_scheduler, check_writable
+
+    if args.scheduler:
+        check_scheduler(args.scheduler)
+    folders = {"the results folder": store.home() / "results" / args.profile,
+               "the store of artifacts": store.home() / "artifacts" / args.profile}
     if sweeps:
-        return _main_sweep(args, overrides, sweeps, [p.name for p in paths])
+        name = sweep.sweep_name(sweeps)
+        folders.update({"the sweep's results folder": sweep.results_root(args.profile, name),
+                        "the sweep's working folder": sweep.work_root(args.profile, name)})
+    else:
+        folders["the executed notebooks' folder"] = nb.EXECUTED
+        if not args.no_book:
+            folders["the book's build folder"] = ROOT / "_build"
+    check_writable(folders)
+
+
+class Interrupted(BaseException):
+    """SIGTERM, raised in the runner's main thread like SIGINT's ``KeyboardInterrupt``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def told_interruptions(profile: str, argv: list[str]) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT stop the call with a message, not a traceback: what was kept
+    (stages stored by identity, the epoch checkpoints of trainings in progress, ``run.json``, the stamps of
+    notebooks executed to the end) and the command that resumes; exit status 128 + the signal."""
+    import signal
+    import threading
+
+    from . import store
+
+    def raise_interrupted(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, raise_interrupted) if main_thread else None
+    try:
+        yield
+    except (KeyboardInterrupt, Interrupted) as err:
+        signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(f"\n[run] stopped by {name}. Kept: every stage that finished, stored by its identity in "
+              f"{store.home() / 'artifacts' / profile}; the last epoch checkpoint of each training in progress, "
+              f"which resumes from that epoch; the finished stages' times in "
+              f"{store.home() / 'results' / profile / 'run.json'}; every notebook executed to its end, with its "
+              f"stamp (the one in progress executes again). Resume with the same command:\n"
+              f"    python -m geohelpers.run {shlex.join(argv)}", flush=True)
+        raise SystemExit(128 + int(signum)) from None
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _main_book(args: argparse.Namespace, overrides: dict[str, Any], paths: list[Path]) -> None:
+    """The plain call: the reference workload, the stage graph when a notebook must execute, the notebooks,
+    the book, and the table of wall times."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     reference = reference_workload()
     print(f"[run] reference workload (50 standard GridVAE training steps, batch 128, one thread): {reference:.2f} s",
@@ -197,17 +280,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def stale_notebooks(paths: list[Path], profile: str, overrides: dict[str, Any]) -> list[Path]:
-    """The notebooks of ``paths`` without their executed copy or without the stamp their inputs give: those
-    :func:`execute` runs."""
+    """The notebooks of ``paths`` that are not current (:func:`geohelpers.notebooks.why_stale`: the stamp
+    their inputs give, their executed copy and their results file, verified): those :func:`execute` runs."""
     stamps = nb.read_stamps()
     hashes = nb.input_hashes(paths, profile, overrides)
-    return [p for p in paths
-            if not (nb.EXECUTED / p.name).exists() or stamps.get(p.name, {}).get("hash") != hashes[p.name]]
+    return [p for p in paths if nb.why_stale(p, profile, overrides, stamps.get(p.name), hashes[p.name])]
 
 
 def all_up_to_date(paths: list[Path], profile: str, overrides: dict[str, Any]) -> bool:
-    """Whether every notebook of ``paths`` has its executed copy and the stamp its inputs give (then the
-    runner has nothing to build or execute)."""
+    """Whether every notebook of ``paths`` is current (then the runner has nothing to build or execute)."""
     return not stale_notebooks(paths, profile, overrides)
 
 
@@ -230,6 +311,10 @@ def build_stages(profile: str, overrides: dict[str, Any], notebooks: list[str] |
         print(f"[run] FAILED {r['key']} (inputs: {', '.join(r['inputs']) or 'none'}): {r['error']}", flush=True)
     for key, why in report.not_run.items():
         print(f"[run] not run: {key} (its input {why} failed)", flush=True)
+    for r in report.restarts:
+        print(f"[run] a worker died while building {r['key']} (process {r['pid']} on {r['worker']}); Dask started "
+              f"the stage again on another worker: {r['lost_s']:.1f} s lost (in run.json, stage_graph.restarts)",
+              flush=True)
     return report
 
 
@@ -380,12 +465,16 @@ def schedule(g: Any, seconds: dict[str, float], workers: int) -> float:
 def plan_stages(profile: str, overrides: dict[str, Any], notebooks: list[str], folders: list[Path],
                 choices: dict[str, str]) -> tuple[Any, dict[str, str]]:
     """The stage graph a call would run (the record's ``choices`` assumed: stages after a choice the record
-    lacks are left out) and each stage's state given what ``folders`` store (:func:`geohelpers.graph.stage_state`)."""
+    lacks are left out) and each stage's state given what ``folders`` store (:func:`geohelpers.graph.stage_state`);
+    a stored artifact whose bytes fail their digest is named and counted as to build, as the run would."""
     from . import graph
 
     cfg = resolve(profile, overrides)
     g = graph.for_notebooks(graph.full_graph(cfg, choices), notebooks)
-    stored = graph.stored_identities(folders)
+    damaged: list[tuple[str, str]] = []
+    stored = graph.stored_identities(folders, damaged)  # bytes checked as the run checks them
+    for path, why in damaged:
+        print(f"[run] damaged, to rebuild: {path} ({why})", flush=True)
     return g, {key: graph.stage_state(g.nodes[key]["stage"], cfg, stored) for key in g}
 
 

@@ -56,7 +56,7 @@ from typing import Any, Mapping, Sequence
 
 from . import files
 from . import notebooks as nb
-from .config import ConfigError, resolve
+from .config import ConfigError, literal, resolve, split_top_level
 from .notebooks import READS_SWEEPS, swept_notebooks  # noqa: F401  (re-exported: the sweep's notebooks)
 
 
@@ -85,7 +85,8 @@ def _label(value: Any) -> str:
 def parse_sweeps(items: Sequence[str]) -> dict[str, list[Any]]:
     """``["seed=0,1,2", "grid_vae.channels=(8,16),(16,32)"]`` -> ``{"seed": [0, 1, 2], ...}``.
 
-    Values are Python literals split at top-level commas (strings when they are not literals); a name
+    Values are Python literals split at top-level commas (strings when they are not literals, so a sequence
+    parameter's values are written as it is set, ``prior.kinds=[pixelcnn],[pixelcnn,transformer]``); a name
     swept twice, or a sweep with no value, is an error naming it.
     """
     sweeps: dict[str, list[Any]] = {}
@@ -98,8 +99,8 @@ def parse_sweeps(items: Sequence[str]) -> dict[str, list[Any]]:
             raise ConfigError(f"--sweep gives parameter {key!r} twice; allowed: one --sweep per parameter")
         try:
             values = ast.literal_eval(f"[{raw}]")
-        except (ValueError, SyntaxError):
-            values = [v.strip() for v in raw.split(",")]
+        except (ValueError, SyntaxError):  # names: a,b or lists of them, [a,b],[c] (config.parse_list reads each)
+            values = [literal(v) for v in split_top_level(raw)]
         if len(set(map(repr, values))) != len(values):
             raise ConfigError(f"--sweep {key!r} repeats a value: {raw}")
         sweeps[key] = list(values)

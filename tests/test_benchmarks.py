@@ -30,6 +30,7 @@ def test_prior_convergence_scores_an_end_to_end_generator_at_a_tiny_size(tmp_pat
         report = module.main(["--artifacts", str(tmp_path), "--threads", "1", "--vae", "vqvae", "--method", "ema",
                               "--k", "8", "--temperatures", "1.0", "--n", "100", "--max-epochs", "1", "--set",
                               "data.n_train=500", "data.n_val=200", "data.n_test=200", "vqvae.max_epochs=1",
+                              "quantize.n_landmarks=2000",  # a valid book: 500 FlatVAE images give 8,000 vectors
                               "comparison.classifier_max_epochs=1", "prior.pixelcnn_channels=8"])
     finally:
         torch.set_num_threads(threads)

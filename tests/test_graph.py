@@ -165,3 +165,15 @@ def test_the_standard_graph_stores_the_code_maps_of_every_codebook_notebooks_02_
     assert want <= set(g.nodes), sorted(want - set(g.nodes))
     assert g.nodes["codes/grid_geodesic_K64"]["stage"].notebook == "03"
     assert "codes/grid_kmeans_K512" in graph.for_notebooks(g, ["04"])
+
+
+def test_a_stage_that_a_choice_adds_brings_the_stages_it_needs_from_other_notebooks():
+    """With ``--only 04`` a stage of notebook 04 that joins after a choice may read a stage only notebook 06
+    loads: the graph takes that one too, and leaves out what no stage of 04 needs."""
+    from geohelpers.graph import Stage, joining
+
+    new = [Stage("codes/a", ("vae/grid",), "06"), Stage("prior/b", ("codes/a",), "04"), Stage("samples/c", (), "06")]
+    assert [s.key for s in joining(new, {"vae/grid"}, ["04"])] == ["codes/a", "prior/b"]
+    assert joining(new, {"vae/grid"}, None) == new
+    assert [s.key for s in joining(new, {"vae/grid", "codes/a"}, ["04"])] == ["prior/b"]
+
