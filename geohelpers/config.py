@@ -273,9 +273,11 @@ class Config:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def digest(self, *sections: str) -> str:
-        """Short hash of the given sections (all when none), to tell whether an artifact is up to date."""
+        """Short hash of the given sections (all when none), to tell whether an artifact is up to date. A
+        dotted name (``prior.lr``) stands for that one parameter: an identity hashes what its stage reads."""
         d = self.to_dict()
-        part = {k: d[k] for k in sections} if sections else d
+        part = {k: d[k.partition(".")[0]][k.partition(".")[2]] if "." in k else d[k] for k in sections} \
+            if sections else d
         part.pop("device", None)
         return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
 

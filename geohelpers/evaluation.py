@@ -85,7 +85,7 @@ def kmeans_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]], x
             save_codes(cfg, artifacts.CodeSet(kind, method, k).name, test=test_codes, **codes)
         books[name, method, k] = cb
         rows.append({"VAE": name, "method": method, "K": k, **res, "fit_seconds": cb.fit_seconds["kmeans"],
-                     "lloyd_iterations": cb.fit_seconds["iterations"], "fitted_in_this_run": fitted_now})
+                     "lloyd_iterations": cb.lloyd_iterations, "fitted_in_this_run": fitted_now})
     return rows, books
 
 
@@ -266,7 +266,7 @@ def pullback_codebooks(vaes: dict[str, VAE], lat: dict[str, dict[str, Latents]],
                     val, _ = evaluate_codebook(cb, vae, lat[name]["val"], data.val_x)
                 books[name, method, k] = cb
                 rows.append({"VAE": name, "method": method, "K": k, **res, "val_mse_per_pixel": val["mse_per_pixel"],
-                             "fit_seconds": cb.fit_seconds["kmeans"], "lloyd_iterations": cb.fit_seconds["iterations"]})
+                             "fit_seconds": cb.fit_seconds["kmeans"], "lloyd_iterations": cb.lloyd_iterations})
     return rows, books
 
 
@@ -290,27 +290,6 @@ def linearised_errors(books: dict[str, Codebook], vae: VAE, test: Latents, n_ima
     return rows
 
 
-def adaptation_rows(books: dict[str, Codebook], vae: VAE, lat: dict[str, Latents], data: MNIST, cfg: Config,
-                    k: int) -> tuple[list[dict], dict[str, Trained[VAE]]]:
-    """For each a posteriori codebook of the GridVAE at size ``k`` (by method): validation and test MSE
-    with the VAE's own decoder and with the decoder adapted to it (:func:`adapt_decoder`), and the
-    relative MSE drop on the test images."""
-    rows, adapted = [], {}
-    for method, cb in books.items():
-        a = adapted[method] = adapt_decoder(cb, artifacts.CodeSet("grid", method, k), vae, lat, data, cfg)
-        row = {"method": method, "K": k}
-        for split in ("val", "test"):
-            codes = cb.encode_latents(vae, lat[split].mu, lat[split].sigma)
-            x = getattr(data, f"{split}_x")
-            row[f"{split}_mse"] = metrics.mse_per_pixel(x, cb.decode_images(vae, codes))
-            row[f"{split}_mse_adapted"] = metrics.mse_per_pixel(x, cb.decode_images(a.model, codes))
-        row["adaptation_gain"] = 1.0 - row["test_mse_adapted"] / row["test_mse"]
-        row.update({"epochs": len(a.history.epochs), "stop_reason": a.history.stop_reason,
-                    "train_seconds": a.history.wall_time_s})
-        rows.append(row)
-    return rows, adapted
-
-
 def a_posteriori_table(vae: VAE, lat: dict[str, Latents], data: MNIST, cfg: Config, pullback: PullbackMetrics,
                        ks: tuple[int, ...]) -> tuple[list[dict], dict[tuple[str, int], Codebook]]:
     """Every a posteriori codebook of the GridVAE (:func:`grid_codebooks_at`) at each K of ``ks``, with its
@@ -323,8 +302,7 @@ def a_posteriori_table(vae: VAE, lat: dict[str, Latents], data: MNIST, cfg: Conf
                                                                                             lat["val"].sigma)))
             res, _ = evaluate_codebook(cb, vae, lat["test"], data.test_x)
             rows.append({"quantizer": method, "VAE": "GridVAE", "method": method, "K": k, **res,
-                         "val_mse_per_pixel": val, "fit_seconds": sum(v for n, v in cb.fit_seconds.items()
-                                                                      if n != "iterations")})
+                         "val_mse_per_pixel": val, "fit_seconds": sum(cb.fit_seconds.values())})
     return rows, books
 
 

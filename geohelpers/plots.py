@@ -43,16 +43,6 @@ def image_grid(images: torch.Tensor | np.ndarray, nrow: int, gap: int = 2) -> np
     return grid
 
 
-def show_images(images: torch.Tensor, nrow: int, title: str = "", ax: plt.Axes | None = None) -> Figure:
-    """One tiled grid of images."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(nrow * 0.6, -(-len(images) // nrow) * 0.6 + 0.4))
-    ax.imshow(image_grid(images, nrow), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title)
-    return ax.figure
-
-
 def training_curves(histories: Mapping[str, History], keys: Sequence[str] = ("train_loss", "val_loss"),
                     ylabel: str = "loss (nats / image)") -> Figure:
     """Loss per epoch for several models, one panel per model."""

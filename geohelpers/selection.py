@@ -222,7 +222,7 @@ def verdict_numbers(codebooks: pd.DataFrame, priors: pd.DataFrame, adaptation: p
     ``codebooks``: one row per quantizer (``quantizer``: an a posteriori method of the GridVAE or
     ``VQ-VAE <variant>``) and K, with ``mse_per_pixel`` (test), ``val_mse_per_pixel``, ``bits_per_image``;
     ``priors`` indexed by (codes, prior) with ``val_nll``; ``adaptation`` the rows of
-    :func:`~geohelpers.pipeline.adaptation_rows`. Selection (best a posteriori codebook, best end-to-end
+    :func:`~geohelpers.evaluation.adaptation_along_curves`. Selection (best a posteriori codebook, best end-to-end
     VQ-VAE, each code set's prior) uses validation numbers only; the test numbers are reported after.
     """
     kinds_of = codebooks["quantizer"].map(quantizer_kind)

@@ -122,7 +122,7 @@ def pace_caption() -> str:
 
 
 def prior_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Prior rows of :func:`geohelpers.pipeline.train_priors` with ``VAE`` and ``method`` parsed from the code set."""
+    """Prior rows of :func:`geohelpers.evaluation.train_priors` with ``VAE`` and ``method`` parsed from the code set."""
     table = pd.DataFrame(rows)
     table[["VAE", "method"]] = table["codes"].str.extract(r"^(\w+?)_(\w+)_K\d+$").to_numpy()
     table["VAE"] = table["VAE"].map({"grid": "GridVAE", "flat": "FlatVAE"})

@@ -31,7 +31,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -44,10 +44,6 @@ from .data import Batches
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-class Trainable(Protocol):
-    def loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]: ...
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -100,9 +96,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
-STOP_REASONS = ("patience", "max_epochs")
 
 
 def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:

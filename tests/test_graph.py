@@ -177,3 +177,36 @@ def test_a_stage_that_a_choice_adds_brings_the_stages_it_needs_from_other_notebo
     assert joining(new, {"vae/grid"}, None) == new
     assert [s.key for s in joining(new, {"vae/grid", "codes/a"}, ["04"])] == ["prior/b"]
 
+
+#: A valid other value of every parameter of the sections a prior or a VQ-VAE reads from, at ``quick``.
+OTHER_VALUES = {
+    "prior.kinds": ("pixelcnn",), "prior.vaes": ("grid",), "prior.methods": ("kmeans", "w2"),
+    "prior.kmax_methods": ("w2",), "prior.ks": (16,), "prior.pixelcnn_channels": 17, "prior.pixelcnn_layers": 7,
+    "prior.transformer_dim": 48, "prior.transformer_layers": 3, "prior.transformer_heads": 8,
+    "prior.precision": "fp32", "prior.max_epochs": 2, "prior.batch_size": 64, "prior.lr": 0.002,
+    "prior.lr_schedule": "cosine", "prior.schedule_epochs": 3, "prior.temperature": 0.5, "prior.n_show": 8,
+    "vqvae.ks": (16,), "vqvae.variants": ("ema",), "vqvae.small_k_variants": ("ema",), "vqvae.beta": 0.5,
+    "vqvae.decay": 0.9, "vqvae.restart_threshold": 2.0, "vqvae.kmeans_init_batches": 3, "vqvae.max_epochs": 2,
+    "vqvae.batch_size": 64, "vqvae.lr": 0.001, "grid_vae.channels": (8, 16), "grid_vae.latent_dim": 4,
+    "grid_vae.beta": 0.3, "grid_vae.max_epochs": 2, "grid_vae.lr": 0.001, "grid_vae.batch_size": 64,
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_VALUES))
+def test_an_identity_moves_exactly_with_the_parameters_its_training_reads(name, tmp_home):
+    """A prior's and a VQ-VAE's identity hash what their training reads (stages/priors.PRIOR_TRAINING and
+    PRIOR_ARCHITECTURE, stages/vqvaes.VQVAE_READS): adding a K to a grid, or asking for other samples,
+    retrains nothing. The GridVAE's own training moves a prior through its code maps, never directly."""
+    from geohelpers.config import flatten
+    from geohelpers.stages.codes import code_identity
+    from geohelpers.stages.priors import PRIOR_ARCHITECTURE, PRIOR_TRAINING, prior_tag
+    from geohelpers.stages.vqvaes import VQVAE_READS, vqvae_tag
+
+    cfg, other = resolve("quick"), resolve("quick", {name: OTHER_VALUES[name]})
+    assert flatten(cfg)[name] != flatten(other)[name]
+    codes_move = code_identity("grid_kmeans_K32", cfg) != code_identity("grid_kmeans_K32", other)
+    for kind in ("pixelcnn", "transformer"):
+        reads = name in PRIOR_TRAINING + PRIOR_ARCHITECTURE[kind]
+        moved = prior_tag(kind, "grid_kmeans_K32", cfg) != prior_tag(kind, "grid_kmeans_K32", other)
+        assert moved == (reads or codes_move), (kind, name)
+    assert (vqvae_tag("ema", 32, cfg) != vqvae_tag("ema", 32, other)) == (name in VQVAE_READS), name

@@ -162,6 +162,26 @@ def test_both_kmedoids_backends_find_the_optimum_on_a_tiny_case(backend, rng):
     assert res.labels.max() == 2 and len(set(res.medoids)) == 3
 
 
+def test_fasterpam_is_serial_by_default_and_gives_one_medoid_set_over_eight_fits(rng):
+    """Ties between equal-loss swaps make the parallel search depend on thread timing; the serial one does not."""
+    x = np.round(rng.normal(size=(400, 2)) * 4) / 4  # a lattice: many equal distances, many equal-loss swaps
+    d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    sets = {tuple(sorted(kmedoids(d, 24, seed=3).medoids)) for _ in range(8)}
+    assert len(sets) == 1
+    with pytest.raises(ValueError, match="'n_cpu' is 0"):
+        kmedoids(d, 3, n_cpu=0)
+
+
+def test_the_geodesic_codebook_fits_its_medoids_serially_whatever_n_jobs(rng, monkeypatch):
+    import kmedoids as km
+
+    seen = []
+    real = km.fasterpam
+    monkeypatch.setattr(km, "fasterpam", lambda *a, **kw: seen.append(kw.get("n_cpu")) or real(*a, **kw))
+    _fitted_geodesic(rng, n_jobs=2)
+    assert seen == [1]
+
+
 # --- the geodesic codebook ----------------------------------------------------------------------
 def _fitted_geodesic(rng, **kw):
     mu = rng.normal(size=(3000, 3)).astype(np.float32)
@@ -252,6 +272,9 @@ def test_codebook_interface_on_latents_and_save_load(method, vae_cls, rng, tmp_p
     assert cb.decode_images(vae, codes).shape == x.shape
     loaded = Codebook.load(cb.save(tmp_path / f"{method}.npz"))
     assert type(loaded) is type(cb) and np.array_equal(loaded.encode_latents(vae, mu, sigma), codes)
+    # seconds hold seconds only; a K-means fit's Lloyd iterations are a count of their own
+    assert all(isinstance(v, float) for v in loaded.fit_seconds.values())
+    assert loaded.lloyd_iterations == cb.lloyd_iterations and (cb.lloyd_iterations is None) == (method == "geodesic")
 
 
 @pytest.mark.parametrize("kwargs, name", [

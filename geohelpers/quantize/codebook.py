@@ -65,7 +65,8 @@ class Codebook:
         self.k, self.seed = int(k), int(seed)
         self.codewords: np.ndarray | None = None        # (K, d) means, what the decoder receives
         self.codeword_sigma: np.ndarray | None = None   # (K, d) for Gaussian codewords
-        self.fit_seconds: dict[str, float] = {}
+        self.fit_seconds: dict[str, float] = {}        # seconds of each part of the fit
+        self.lloyd_iterations: int | None = None        # Lloyd iterations of a K-means fit (None: no Lloyd)
 
     # --- to implement -----------------------------------------------------------------------------
     def fit(self, mu: np.ndarray, sigma: np.ndarray | None = None) -> "Codebook":
@@ -117,7 +118,7 @@ class Codebook:
         ``made_by`` is its identity, named if the file is ever found damaged."""
         self._need_fit()
         meta = json.dumps({"method": self.method, "params": self.params(), "fit_seconds": self.fit_seconds,
-                           "diagnostics": getattr(self, "diagnostics", {})})
+                           "lloyd_iterations": self.lloyd_iterations, "diagnostics": getattr(self, "diagnostics", {})})
         buffer = io.BytesIO()
         np.savez(buffer, __meta__=np.array(meta), **self.arrays())
         return files.write_artifact(path, buffer.getvalue(), made_by)
@@ -136,7 +137,8 @@ class Codebook:
             meta = json.loads(str(data["__meta__"]))
             cb = Codebook._registry[meta["method"]](**meta["params"])
             cb._restore({k: data[k] for k in data.files if k != "__meta__"})
-        cb.fit_seconds = meta["fit_seconds"]
+        cb.fit_seconds = dict(meta["fit_seconds"])
+        cb.lloyd_iterations = meta.get("lloyd_iterations", cb.fit_seconds.pop("iterations", None))  # older files
         if meta.get("diagnostics"):
             cb.diagnostics = meta["diagnostics"]
         return cb
@@ -171,7 +173,7 @@ class KMeansCodebook(Codebook):
         res = kmeans(self.features(mu, sigma), self.k, seed=self.seed, max_iter=self.max_iter,
                      init_sample=self.init_sample, tol=self.tol)
         self._set_centres(res.centres, mu.shape[1])
-        self.inertia, self.fit_seconds = res.inertia, {"kmeans": res.seconds, "iterations": res.n_iter}
+        self.inertia, self.fit_seconds, self.lloyd_iterations = res.inertia, {"kmeans": res.seconds}, res.n_iter
         return self
 
     def encode(self, mu: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
@@ -332,7 +334,7 @@ class GeodesicCodebook(Codebook):
                       geo: np.ndarray) -> "GeodesicCodebook":
         """K-medoids on precomputed landmark geodesics (lets several K share one graph)."""
         mu, sigma = _check_vectors(mu, sigma)
-        res = kmedoids(geo, self.k, self.backend, self.seed, n_cpu=self.n_jobs or None)
+        res = kmedoids(geo, self.k, self.backend, self.seed)  # serial: the same medoids every run
         self.fit_seconds["kmedoids"] = res.seconds
         self.medoid_index = idx[res.medoids]
         self.codewords = mu[self.medoid_index].copy()
@@ -413,6 +415,7 @@ def build_codebook(method: str, k: int, quantize_cfg: Any, seed: int = 0) -> Cod
     if method == "w2":
         return W2Codebook(k, seed, q.kmeans_max_iter, q.kmeans_init_sample, q.kmeans_tol)
     if method == "geodesic":
-        return GeodesicCodebook(k, seed, q.n_landmarks, q.knn, q.graph_metric, q.repair, q.backend,
-                                q.assignment, q.assign_neighbours, q.n_jobs)
+        return GeodesicCodebook(k, seed=seed, n_landmarks=q.n_landmarks, knn=q.knn, metric=q.graph_metric,
+                                repair=q.repair, backend=q.backend, assignment=q.assignment,
+                                assign_neighbours=q.assign_neighbours, n_jobs=q.n_jobs)
     raise ValueError(f"parameter 'method' is {method!r}; allowed: kmeans, w2, geodesic")

@@ -240,7 +240,7 @@ class PullbackMeanCodebook(Codebook):
                      tol=self.tol)
         self.codewords = np.linalg.solve(self.factor.T, res.centres.T.astype(np.float64)).T.astype(np.float32)
         self.inertia = res.inertia
-        self.fit_seconds = {"kmeans": res.seconds, "iterations": res.n_iter}
+        self.fit_seconds, self.lloyd_iterations = {"kmeans": res.seconds}, res.n_iter
         return self
 
     def encode(self, mu: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
@@ -334,7 +334,7 @@ class PullbackPositionCodebook(Codebook):
         self.codewords, self.inertia, it = weighted_lloyd(
             mu, centres, lambda c: self.costs_and_codes(mu, c, groups),
             lambda codes, c: self.m_step(mu, codes, c, pos, cols), self.max_iter, self.tol)
-        self.fit_seconds = {"kmeans": time.perf_counter() - t0, "iterations": it}
+        self.fit_seconds, self.lloyd_iterations = {"kmeans": time.perf_counter() - t0}, it
         return self
 
     def encode(self, mu: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
@@ -490,7 +490,7 @@ class PullbackVectorCodebook(Codebook):
         self.codewords, self.inertia, it = weighted_lloyd(
             mu, centres, lambda c: metric_costs(mu, g, c, terms=terms),
             lambda codes, c: metric_m_step(mu, g, codes, c, self.k, terms), self.max_iter, self.tol)
-        self.fit_seconds = {"kmeans": time.perf_counter() - t0, "iterations": it}
+        self.fit_seconds, self.lloyd_iterations = {"kmeans": time.perf_counter() - t0}, it
         return self
 
     def encode(self, mu: np.ndarray, sigma: np.ndarray | None = None, metrics: Any = None) -> np.ndarray:
@@ -498,10 +498,11 @@ class PullbackVectorCodebook(Codebook):
         mu, _ = _check_vectors(mu, sigma)
         return metric_costs(mu, self._check(mu, metrics), self.codewords)[1]
 
-    def encode_latents(self, vae: Any, mu: torch.Tensor, sigma: torch.Tensor, seed: int = 0) -> np.ndarray:
+    def encode_latents(self, vae: Any, mu: torch.Tensor, sigma: torch.Tensor, seed: int | None = None) -> np.ndarray:
         """Latents of B images -> (B, *vae.code_shape) codes, each vector under its own metric (the metrics
-        of the same latents under the same, unchanged decoder are computed once: :func:`cached_vector_metrics`)."""
-        g = cached_vector_metrics(vae, mu, self.n_probes, self.ridge, seed=seed)
+        of the same latents under the same, unchanged decoder are computed once: :func:`cached_vector_metrics`),
+        estimated with the probes of ``seed`` (default: the codebook's own seed, the configuration's)."""
+        g = cached_vector_metrics(vae, mu, self.n_probes, self.ridge, seed=self.seed if seed is None else seed)
         codes = self.encode(vae.to_vectors(mu).numpy(), vae.to_vectors(sigma).numpy(), metrics=g)
         return codes.reshape(len(mu), *vae.code_shape)
 

@@ -68,7 +68,7 @@ def fit_codebook(kind: str, method: str, k: int, cfg: Config, train: Latents, me
     if method == "pullback_vector":
         if vectors is None:
             raise ValueError("parameter 'vectors' is missing; allowed: the training vectors with their own metrics "
-                             "(pipeline.pullback_metrics(...).vectors)")
+                             "(geohelpers.stages.codebooks.pullback_metrics(...).vectors)")
         start = fit_codebook(kind, "pullback_position", k, cfg, train, metric)[0].codewords
         cb = make_codebook(method, k, cfg, metric).fit(vectors.mu, vectors.sigma, metrics=vectors.metrics, init=start)
         cb.save(path, made_by)

@@ -29,10 +29,21 @@ def prior_model(kind: str, k: int, shape: tuple[int, ...], cfg: Config) -> CodeP
     raise ValueError(f"parameter 'prior' is {kind!r}; allowed: one of {', '.join(PRIOR_KINDS)}")
 
 
+#: The parameters a prior's training reads, by kind: its architecture, its optimizer and schedule, its
+#: arithmetic and its cap (the stopping rule and the seed enter every identity). Which K, code sets,
+#: architectures or samples a profile asks for (``prior.ks``, ``methods``, ``kmax_methods``, ``kinds``,
+#: ``vaes``, ``temperature``, ``n_show``) are read by no training, so they move no prior's identity.
+PRIOR_TRAINING = ("prior.precision", "prior.max_epochs", "prior.batch_size", "prior.lr", "prior.lr_schedule",
+                  "prior.schedule_epochs")
+PRIOR_ARCHITECTURE = {"pixelcnn": ("prior.pixelcnn_channels", "prior.pixelcnn_layers"),
+                      "transformer": ("prior.transformer_dim", "prior.transformer_layers", "prior.transformer_heads")}
+
+
 def prior_tag(kind: str, codes_name: str, cfg: Config) -> str:
-    """Identity of a prior: its config section, the seed, and the identity of the code maps it models."""
-    return artifacts.identity(f"prior/{kind}_{codes_name}", cfg, ("prior",), {"codes": code_identity(codes_name, cfg)},
-                              module=__name__)
+    """Identity of a prior: the parameters its training reads (:data:`PRIOR_TRAINING`, its kind's
+    :data:`PRIOR_ARCHITECTURE`), the seed, and the identity of the code maps it models."""
+    return artifacts.identity(f"prior/{kind}_{codes_name}", cfg, (*PRIOR_TRAINING, *PRIOR_ARCHITECTURE.get(kind, ())),
+                              {"codes": code_identity(codes_name, cfg)}, module=__name__)
 
 
 def train_prior(kind: str, codes_name: str, k: int, cfg: Config,

@@ -49,13 +49,11 @@ def _kmeans_start(model: VQVAE, train: Batches, n_batches: int, seed: int) -> No
     model.quantizer.init_codebook(torch.from_numpy(kmeans(vectors, model.k, seed=seed).centres))
 
 
-def vqvae_tag(variant: str, k: int, cfg: Config) -> str:
-    """Identity of a trained VQ-VAE; the hybrid's includes the GridVAE and the a posteriori codebook it
-    starts from: the one chosen on validation (:func:`~geohelpers.stages.choices.a_posteriori_choice`, which
-    raises until that choice is made)."""
-    inputs = {"grid_vae": vae_tag("grid", cfg), "start": codebook_tag("grid", a_posteriori_choice(cfg), k, cfg)} \
-        if variant == "hybrid" else {}
-    return artifacts.identity(f"vqvae/{variant}_K{k}", cfg, ("vqvae", "grid_vae", "data"), inputs, module=__name__)
+#: The parameters a VQ-VAE's training reads: the GridVAE's encoder and decoder sizes and the ``vqvae``
+#: section's quantizer and optimizer; not which K or variants a profile trains (``vqvae.ks``, ``variants``,
+#: ``small_k_variants``), nor how the GridVAE itself is trained.
+VQVAE_READS = ("grid_vae.channels", "grid_vae.latent_dim", "vqvae.beta", "vqvae.decay", "vqvae.restart_threshold",
+               "vqvae.kmeans_init_batches", "vqvae.max_epochs", "vqvae.batch_size", "vqvae.lr")
 
 
 def hybrid_start(cfg: Config, k: int) -> tuple[str, Codebook]:
@@ -101,3 +99,12 @@ def vqvae_decode(model: torch.nn.Module, codes: np.ndarray | torch.Tensor, batch
     """Images of (N, H, W) code maps through a VQ-VAE's codebook and decoder."""
     codes = torch.as_tensor(np.asarray(codes), dtype=torch.long)
     return torch.cat([model.decode_codes(codes[s:s + batch_size]).cpu() for s in range(0, len(codes), batch_size)])
+
+
+def vqvae_tag(variant: str, k: int, cfg: Config) -> str:
+    """Identity of a trained VQ-VAE; the hybrid's includes the GridVAE and the a posteriori codebook it
+    starts from: the one chosen on validation (:func:`~geohelpers.stages.choices.a_posteriori_choice`, which
+    raises until that choice is made)."""
+    inputs = {"grid_vae": vae_tag("grid", cfg), "start": codebook_tag("grid", a_posteriori_choice(cfg), k, cfg)} \
+        if variant == "hybrid" else {}
+    return artifacts.identity(f"vqvae/{variant}_K{k}", cfg, (*VQVAE_READS, "data"), inputs, module=__name__)
