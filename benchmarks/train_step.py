@@ -6,9 +6,13 @@ noise hits all of them. Printed per implementation: the median throughput (codes
 priors, images per second for the image models), its ratio to today's, and the validation loss after the
 fixed number of steps (the same data seen: a faster implementation must not learn less per step).
 
-Candidates measured here (see the issue on fast priors): bf16 autocast (this CPU has AMX; it is
+Candidates measured here (see the issue on fast priors): bf16 autocast (it is
 ``geohelpers.train.fit(precision="bf16")``, and under it the Transformer writes its attention out instead of
-calling the fused kernel) and ``torch.compile``.
+calling the fused kernel), ``torch.compile`` in float32 and under bf16, and, for the PixelCNN, the gated
+layers rewritten as matrix products in NHWC (:func:`nhwc_logit_map`: each layer's taps gathered once, the
+horizontal convolution and the vertical stack's projection in one product, the same parameters and the same
+function to float rounding) under compile and bf16. Compile's warm-up (the first steps, paid once per
+stage) is reported apart from the steps' rate.
 
 To tell an implementation that wastes the machine from one that is limited by its arithmetic, each model's
 line also gives the floating-point operations of its training step (forward and backward, counted by
@@ -21,6 +25,7 @@ The priors train on real code maps when ``--codes`` names a stored ``.npz`` (e.g
 repeats a code drawn per map, so context helps).
 
     python benchmarks/train_step.py --codes artifacts/standard/codes/grid_kmeans_K512.npz --threads 1
+    python benchmarks/train_step.py --threads 1 --compile --models PixelCNN Transformer --steps 24 --repeats 2
     python benchmarks/train_step.py --tiny          # a few steps of tiny models (the test suite runs this)
 """
 
@@ -75,19 +80,72 @@ def step_flops(make: Callable[[], torch.nn.Module], batch: tuple[torch.Tensor, .
     return int(counter.get_total_flops())
 
 
+def _taps(x: torch.Tensor, kh: int, left: int, right: int) -> torch.Tensor:
+    """(N, H, W, C) -> (N, H, W, kh (left + right + 1) C): at every (r, c) the inputs of rows r - kh + 1 .. r and
+    columns c - left .. c + right (zeros outside), in the order of a Conv2d weight permuted to (out, kh, kw, in)."""
+    n, h, w, _ = x.shape
+    xp = torch.nn.functional.pad(x, (0, 0, left, right, kh - 1, 0))
+    return torch.cat([xp[:, dy:dy + h, dx:dx + w] for dy in range(kh) for dx in range(left + right + 1)], dim=-1)
+
+
+def _flat(conv: torch.nn.Conv2d) -> torch.Tensor:
+    return conv.weight.permute(0, 2, 3, 1).reshape(conv.weight.shape[0], -1)
+
+
+def nhwc_logit_map(model: torch.nn.Module, grid: torch.Tensor) -> torch.Tensor:
+    """The gated PixelCNN's (N, H, W) codes -> (N, H, W, K) logits with its own parameters, as matrix products in
+    NHWC: per layer, the vertical convolution over its gathered taps, then one product of [horizontal taps,
+    vertical pre-activation] with [W_h, W_vh] (the horizontal convolution plus the 1x1 projection), the gate,
+    the residual 1x1; then the head. Equal to ``GatedPixelCNN._logit_map`` to float rounding."""
+    from torch.nn.functional import linear, pad
+
+    def gate(x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=-1)
+        return torch.tanh(a) * torch.sigmoid(b)
+
+    e = model.embed(grid)
+    h, v = pad(e, (0, 0, 1, 0))[:, :, :-1], pad(e, (0, 0, 0, 0, 1, 0))[:, :-1]
+    for layer in model.layers:
+        hin = _taps(h, 1, layer.kh_w - 1, 0)
+        if model.vertical:
+            vc = linear(_taps(v, layer.kh, layer.kw // 2, layer.kw // 2), _flat(layer.v_conv), layer.v_conv.bias)
+            v = gate(vc)
+            weight = torch.cat([_flat(layer.h_conv), layer.v_to_h.weight[:, :, 0, 0]], dim=1)
+            hc = linear(torch.cat([hin, vc], dim=-1), weight, layer.h_conv.bias + layer.v_to_h.bias)
+        else:
+            hc = linear(hin, _flat(layer.h_conv), layer.h_conv.bias)
+        h = h + linear(gate(hc), layer.h_out.weight[:, :, 0, 0], layer.h_out.bias)
+    x = torch.relu(linear(torch.relu(h), model.head[1].weight[:, :, 0, 0], model.head[1].bias))
+    return linear(x, model.head[3].weight[:, :, 0, 0], model.head[3].bias)
+
+
+def nhwc_loss(model: torch.nn.Module) -> Callable[[tuple[torch.Tensor, ...]], tuple[torch.Tensor, dict]]:
+    """The PixelCNN's training loss (mean NLL per token) through :func:`nhwc_logit_map`."""
+    def loss(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict]:
+        codes = batch[0].long()
+        logits = nhwc_logit_map(model, codes.view(len(codes), *model.grid))
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, model.k), codes.reshape(-1)), {}
+    return loss
+
+
 def train_run(make: Callable[[], torch.nn.Module], batches: list[tuple[torch.Tensor, ...]], val: tuple[torch.Tensor, ...],
-              precision: str, compiled: bool, lr: float, warmup: int = 2) -> tuple[float, float]:
-    """Seconds per step (after ``warmup`` steps) and the validation loss after all steps."""
+              precision: str, compiled: bool, lr: float, warmup: int = 2, nhwc: bool = False
+              ) -> tuple[float, float, float]:
+    """Seconds per step (after ``warmup`` steps), the validation loss after all steps and the seconds of the
+    ``warmup`` steps (compile's warm-up, paid once per stage)."""
     from geohelpers.train import autocast
 
     torch.manual_seed(0)
     model = make()
-    step = torch.compile(model.loss) if compiled else model.loss
+    loss_fn = nhwc_loss(model) if nhwc else model.loss
+    step = torch.compile(loss_fn) if compiled else loss_fn
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    t0 = 0.0
+    t0 = start = time.perf_counter()
+    warm = 0.0
     for i, batch in enumerate(batches):
         if i == warmup:
             t0 = time.perf_counter()
+            warm = t0 - start
         with autocast(precision, torch.device("cpu")):
             loss, _ = step(batch)
         opt.zero_grad(set_to_none=True)
@@ -97,7 +155,7 @@ def train_run(make: Callable[[], torch.nn.Module], batches: list[tuple[torch.Ten
     model.eval()
     with torch.no_grad():
         val_loss = float(model.loss(val)[0])
-    return seconds, val_loss
+    return seconds, val_loss, warm
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -115,6 +173,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--tiny", action="store_true", help="tiny models and few steps (a smoke test)")
     parser.add_argument("--out", default=None, help="also write the report to this file")
+    parser.add_argument("--models", nargs="+", default=None, metavar="NAME",
+                        help="only these models (PixelCNN, Transformer, GridVAE, 'VQ-VAE ema_restart')")
+    parser.add_argument("--compile", action="store_true",
+                        help="the compiled candidates too (each pays compile's warm-up, about a minute, per repeat)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -145,30 +207,42 @@ def main(argv: list[str] | None = None) -> str:
         "VQ-VAE ema_restart": (lambda: vqvae_model("ema_restart", max(std.vqvae.ks), std), image_batches, (x_val,),
                                std.vqvae.lr, ibs, "images"),
     }
-    candidates = [("today (fp32)", "fp32", False), ("bf16 autocast", "bf16", False),
-                  ("torch.compile (fp32)", "fp32", True)]
-    if args.tiny:
-        candidates = candidates[:2]
+    if args.models:
+        unknown = sorted(set(args.models) - set(models))
+        if unknown:
+            parser.error(f"--models: unknown {', '.join(unknown)}; allowed: {', '.join(models)}")
+        models = {name: spec for name, spec in models.items() if name in args.models}
+    # (label, precision, compiled, NHWC products); today's training is bf16 autocast at standard
+    candidates = [("today (fp32)", "fp32", False, False), ("bf16 autocast", "bf16", False, False)]
+    if args.compile and not args.tiny:
+        candidates += [("torch.compile (fp32)", "fp32", True, False), ("torch.compile + bf16", "bf16", True, False),
+                       ("NHWC products + compile + bf16", "bf16", True, True)]
     lines = [f"# train_step: torch {torch.__version__}, {torch.get_num_threads()} torch threads, {steps} steps x "
              f"{repeats} repeats, codes: {args.codes or 'synthetic'}",
              f"# this CPU at best, same threads: a 2048 x 2048 matrix product runs at {matmul_rate(torch.float32):.0f} "
              f"GFLOP/s in float32 and {matmul_rate(torch.bfloat16):.0f} GFLOP/s in bf16"]
     for name, (make, batches, val, lr, units, unit) in models.items():
         times: dict[str, list[float]] = {c[0]: [] for c in candidates}
+        warms: dict[str, list[float]] = {c[0]: [] for c in candidates}
         losses: dict[str, float] = {}
         failed: dict[str, str] = {}
+        for label, _, _, nhwc in candidates:
+            if nhwc and name != "PixelCNN":
+                failed[label] = "not applicable (a PixelCNN formulation)"
         for _ in range(repeats):
-            for label, precision, compiled in candidates:
+            for label, precision, compiled, nhwc in candidates:
                 if label in failed:
                     continue
                 try:
-                    sec, loss = train_run(make, batches, val, precision, compiled, lr)
+                    sec, loss, warm = train_run(make, batches, val, precision, compiled, lr, nhwc=nhwc)
                 except Exception as err:  # a candidate this model does not support: say so, go on
                     failed[label] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
                     continue
                 times[label].append(sec)
+                warms[label].append(warm)
                 losses[label] = loss
         base = statistics.median(times[candidates[0][0]])
+        today = statistics.median(times["bf16 autocast"]) if times.get("bf16 autocast") else base
         flops = step_flops(make, batches[0])
         lines.append(f"\n{name} (batch {units // 49 if unit == 'codes' else units}, {unit} per second, median; "
                      f"{flops / 1e9:.2f} GFLOP per step):")
@@ -177,8 +251,11 @@ def main(argv: list[str] | None = None) -> str:
                 lines.append(f"  {label:<24} fails: {failed[label]}")
                 continue
             med = statistics.median(times[label])
-            lines.append(f"  {label:<24} {units / med:10.0f} {unit}/s   x{base / med:4.2f}   "
-                         f"{flops / med / 1e9:6.1f} GFLOP/s   val loss after {steps} steps {losses[label]:.4f}")
+            compiled = next(c[2] for c in candidates if c[0] == label)
+            warm = f"   warm-up {statistics.median(warms[label]):5.1f} s" if compiled else ""
+            lines.append(f"  {label:<31} {units / med:10.0f} {unit}/s   x{base / med:4.2f} (x{today / med:4.2f} over "
+                         f"bf16)   {flops / med / 1e9:6.1f} GFLOP/s   val loss after {steps} steps "
+                         f"{losses[label]:.4f}{warm}")
     report = "\n".join(lines)
     print(report)
     if args.out:

@@ -37,3 +37,23 @@ def test_prior_convergence_scores_an_end_to_end_generator_at_a_tiny_size(tmp_pat
     assert "VQ-VAE ema K = 8: 1 epochs" in report and "pixelcnn (bf16) on vqvae_ema_K8" in report
     assert "reconstructions (the test images through the codes and decoder): FD " in report
     assert "classifier: trained here" in report and "\nT = 1.0  FD " in report
+
+
+def test_the_nhwc_candidate_computes_the_pixelcnns_own_logits():
+    """benchmarks/train_step.py's matrix-product candidate is the same function with the same parameters."""
+    import torch
+
+    from geohelpers.models.pixelcnn import GatedPixelCNN
+
+    spec = importlib.util.spec_from_file_location("train_step", ROOT / "benchmarks" / "train_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    for shape in ((7, 7), (16,)):
+        model = GatedPixelCNN(32, shape, 8, 3)
+        codes = torch.randint(0, 32, (5, *shape))
+        with torch.no_grad():
+            grid = codes.view(5, *model.grid)
+            conv = model._logit_map(grid).permute(0, 2, 3, 1)
+            assert torch.allclose(module.nhwc_logit_map(model, grid), conv, atol=1e-5)
+            assert torch.allclose(module.nhwc_loss(model)((codes,))[0], model.loss((codes,))[0], atol=1e-5)
