@@ -6,7 +6,7 @@ or build what is evaluated.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -159,8 +159,21 @@ def train_priors(code_names: list[str], cfg: Config, kinds: tuple[str, ...] | No
                      "positions": int(np.prod(test_codes.shape[1:])), "parameters": t.model.describe()["parameters"],
                      "epochs": len(t.history.epochs), "stop_reason": t.history.stop_reason,
                      "best_epoch": t.history.best_epoch, "train_seconds": t.history.wall_time_s,
-                     "val_nll": t.history.best_val_loss})
+                     "val_nll": t.history.best_val_loss, "last_epoch_val_gain_nats": last_epoch_gain(t.history)})
     return rows, trained
+
+
+def last_epoch_gain(history: Any) -> float | None:
+    """How much the last epoch lowered the validation loss (the one before minus the last; ``None`` with
+    fewer than two epochs): what a training the stopping rule ended was still gaining per epoch."""
+    losses = history.column("val_loss")
+    return float(losses[-2] - losses[-1]) if len(losses) >= 2 else None
+
+
+def prior_histories(trained: Mapping[tuple[str, str], Any]) -> dict[str, dict]:
+    """Every trained prior's history (each epoch's training and validation NLL, the stop), keyed
+    ``"<code set> <kind>"``: what the results files keep of every prior the book trains."""
+    return {f"{name} {kind}": t.history.to_dict() for (name, kind), t in trained.items()}
 
 
 def train_prior_jobs(jobs: list, cfg: Config) -> tuple[list[dict], dict[tuple[str, str], Trained[CodePrior]]]:

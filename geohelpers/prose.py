@@ -398,3 +398,42 @@ def reported_range(quantity: str, fmt: str = "{:.2f}") -> Prose:
 def prior_choices(choices: dict[str, str]) -> Prose:
     """The prior architecture chosen per VAE kind, e.g. ``gridVAE: pixelcnn; flatVAE: transformer``."""
     return Prose("; ".join(f"{k.removeprefix('prior_')}VAE: {v}" for k, v in choices.items()))
+
+
+def temperature_edge_sentence(edges: Mapping[str, Any]) -> Prose:
+    """Where the generators' validation-chosen temperatures fall in their grid
+    (:func:`geohelpers.selection.temperature_edges`), and what an edge means for the choice."""
+    grid, n = edges["grid"], edges["generators"]
+    listed = ", ".join(f"{t:g}" for t in grid[:-1]) + f" and {grid[-1]:g}" if len(grid) > 1 else f"{grid[0]:g}"
+
+    def count(m: int) -> str:
+        return "none" if m == 0 else "all" if m == n else f"{m} of {n}"
+
+    parts = [f"{count(edges['at_largest'])} at the largest ({grid[-1]:g})"]
+    if len(grid) > 1:
+        parts.append(f"{count(edges['at_smallest'])} at the smallest ({grid[0]:g})")
+    at_edge = edges["at_largest"] + edges["at_smallest"]
+    tail = ("validation FD may still fall past an edge, so the grid should reach further there" if at_edge else
+            "every choice lies inside the grid, where validation FD rises on both sides")
+    return Prose(f"Each generator's temperature is chosen from {listed} on validation FD: "
+                 f"{'; '.join(parts)}. {tail[0].upper() + tail[1:]}.")
+
+
+def still_improving_sentence(counts: Mapping[str, Any], rule: str) -> Prose:
+    """What the stopping rule left of a set of priors (:func:`geohelpers.selection.still_improving`), said as
+    it is: ``rule`` states the rule (e.g. "2 epochs without a 0.5 % improvement")."""
+    m, gains, ended = counts["best_at_last"], counts["gain_bits"], counts["ended_by_rule"]
+    if m == 0:
+        return Prose(f"The {'prior' if ended == 1 else f'{ended} priors'} the rule ({rule}) ended had stopped "
+                     f"improving by then." if ended else "")
+    who = f"{m} of the {ended} priors" if m < ended else f"all {ended} priors" if ended > 1 else "the one prior"
+    gain = (f", by {span_text(*gains, fmt='{:.2f}')} bits per image in the last epoch" if gains else "")
+    return Prose(f"The rule ({rule}) ended {who} at an epoch that was still the best: validation NLL was still "
+                 f"falling{gain}, in steps below the rule's threshold. These priors are trained to the stopping "
+                 f"rule, not to convergence.")
+
+
+def rule_text(training: Any) -> str:
+    """The stopping rule in words: ``"2 epochs without a 0.5% relative improvement"``."""
+    return (f"{training.patience} epoch{'s' if training.patience != 1 else ''} without a "
+            f"{training.min_delta:.1%} relative improvement")

@@ -361,6 +361,33 @@ def choose_temperatures(samples: pd.DataFrame) -> pd.DataFrame:
     return samples.loc[best.values].reset_index(drop=True)
 
 
+def still_improving(rows: pd.DataFrame) -> dict[str, Any]:
+    """Of a set of priors (rows of :func:`geohelpers.evaluation.train_priors`), those the stopping rule
+    ended at an epoch that was still their best: their validation NLL was still falling, by less than the
+    rule's relative ``min_delta`` per epoch for ``patience`` epochs. ``{priors, best_at_last,
+    gain_bits: [lo, hi]}``: the last epoch's gain of those, in bits per image (nats per code x positions /
+    ln 2), or ``None`` when the rows lack it (results written before it was recorded); ``ended_by_rule``
+    counts those the rule ended (the cap's are said by :func:`geohelpers.prose.stopping_summary`)."""
+    stopped = rows["stop_reason"] == "patience" if "stop_reason" in rows else True  # the cap's are said apart
+    last = rows[(rows["best_epoch"] == rows["epochs"]) & stopped]
+    gains = None
+    if "last_epoch_val_gain_nats" in rows and last["last_epoch_val_gain_nats"].notna().all() and len(last):
+        bits = last["last_epoch_val_gain_nats"] * last["positions"] / np.log(2)
+        gains = [float(bits.min()), float(bits.max())]
+    ended = int(stopped.sum()) if "stop_reason" in rows else int(len(rows))
+    return {"priors": int(len(rows)), "ended_by_rule": ended, "best_at_last": int(len(last)), "gain_bits": gains}
+
+
+def temperature_edges(chosen: pd.DataFrame, grid: Sequence[float]) -> dict[str, Any]:
+    """Where the temperatures chosen on validation FD (:func:`choose_temperatures`) fall in the ``grid`` they
+    were chosen from: ``{grid, generators, at_smallest, at_largest}``. A choice at an edge says that the
+    validation FD may still fall past it: the grid should then be extended there."""
+    temps = chosen["temperature"].astype(float)
+    lo, hi = min(grid), max(grid)
+    return {"grid": sorted(float(t) for t in grid), "generators": int(len(temps)),
+            "at_smallest": int((temps == lo).sum()) if len(grid) > 1 else 0, "at_largest": int((temps == hi).sum())}
+
+
 def best_generator(chosen: pd.DataFrame, floor_fd: float) -> dict[str, Any]:
     """The generator on the curves whose samples (at their validation-chosen temperature) lie closest to the
     validation images: ``{curve, K, temperature, coded_bits, fd, fd_over_floor, is}``, FD and IS on the test
