@@ -204,7 +204,9 @@ class PriorConfig:
     1.33x, Transformer 1.66x, ``benchmarks/results/train_step.txt``; AMD with avx512_bf16, one thread:
     1.37x and 1.38x, ``benchmarks/results/train_step_amd_1thread.txt``). The VAEs stay float32 (the GridVAE
     gains 1.40x on the AMD machine but nothing on the Intel one) and ``paper`` stays float32 (not measured
-    on a GPU).
+    on a GPU). ``compile`` runs the training step's loss through ``torch.compile``
+    (``benchmarks/results/train_step_compile_amd_1thread.txt``: under bf16, 1.37x the PixelCNN's step and
+    1.43x the Transformer's, one thread; ``prior_stage_compile.txt``: a whole standard prior stage).
     """
 
     kinds: tuple[str, ...] = _f(PRIOR_KINDS, choices=PRIOR_KINDS, help="prior architectures compared")
@@ -220,6 +222,8 @@ class PriorConfig:
     transformer_layers: int = _f(2, lo=1, hi=64, help="Transformer: blocks")
     transformer_heads: int = _f(4, lo=1, hi=64, help="Transformer: attention heads (must divide d)")
     precision: str = _f("fp32", choices=PRECISIONS, help="training steps' arithmetic: float32 or bf16 autocast")
+    compile: bool = _f(False, choices=(False, True),
+                       help="training step under torch.compile (its warm-up paid once per prior)")
     max_epochs: int = _f(1, lo=1, hi=1000, help="training epochs at most (the stopping rule may end sooner)")
     batch_size: int = _f(256, lo=1, hi=65_536, help="training batch size")
     lr: float = _f(3e-3, lo=0.0, lo_open=True, hi=1.0, help="Adam learning rate")
@@ -389,6 +393,10 @@ def _coerce(name: str, value: Any, typ: Any, spec: Mapping[str, Any]) -> Any:
                               f"{LIST_FORM}")
         return tuple(_coerce(f"{name}[{i}]", v, args[i], spec) for i, v in enumerate(value))
     base = args[0] if args and origin is not None else typ
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"parameter {name!r} must be True or False, got {value!r}")
+        return value
     if base is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"parameter {name!r} must be an integer, got {value!r}")

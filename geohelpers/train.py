@@ -197,7 +197,7 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
         patience: int | None = None, min_delta: float = 0.0,
         checkpoint: str | Path | None = None, tag: str = "", device: torch.device | str | None = None,
         desc: str = "train", stop_after: int | None = None, precision: str = "fp32",
-        lr_schedule: str = "constant", schedule_epochs: int | None = None,
+        lr_schedule: str = "constant", schedule_epochs: int | None = None, compiled: bool = False,
         optimizer: Callable[[Any], torch.optim.Optimizer] | None = None,
         on_epoch_end: Callable[[torch.nn.Module, int, dict[str, float]], dict[str, float] | None] | None = None,
         ) -> History:
@@ -213,7 +213,8 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
     the training device only, so a model trained now and one loaded from its checkpoint are the same.
     ``precision`` (``"fp32"`` or ``"bf16"``) is that of the training steps' forward passes only.
     ``lr_schedule`` scales the learning rate per step (:func:`lr_factor`) over ``schedule_epochs`` epochs
-    (default ``max_epochs``); its state is checkpointed with the optimizer's.
+    (default ``max_epochs``); its state is checkpointed with the optimizer's. ``compiled`` runs the training
+    steps' loss through ``torch.compile`` (validation stays eager): the same function, compiled once per call.
     """
     rule = StoppingRule(max_epochs, patience, min_delta)
     if patience is not None and val is None:
@@ -242,6 +243,7 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
             if history.stop_reason is None:
                 history.resumed_from_epoch = start
     last = max_epochs if stop_after is None else min(max_epochs, stop_after)
+    step_loss = torch.compile(model.loss) if compiled else model.loss
     epoch = start
     while history.stop_reason is None and epoch < last:
         model.train()
@@ -253,7 +255,7 @@ def fit(model: torch.nn.Module, train: Batches, val: Batches | None = None, *, m
         for batch in bar:
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
             with autocast(precision, device):
-                loss, logs = model.loss(batch)
+                loss, logs = step_loss(batch)
             history.steps += 1
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(

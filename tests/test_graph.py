@@ -183,7 +183,7 @@ OTHER_VALUES = {
     "prior.kinds": ("pixelcnn",), "prior.vaes": ("grid",), "prior.methods": ("kmeans", "w2"),
     "prior.kmax_methods": ("w2",), "prior.ks": (16,), "prior.pixelcnn_channels": 17, "prior.pixelcnn_layers": 7,
     "prior.transformer_dim": 48, "prior.transformer_layers": 3, "prior.transformer_heads": 8,
-    "prior.precision": "fp32", "prior.max_epochs": 2, "prior.batch_size": 64, "prior.lr": 0.002,
+    "prior.precision": "fp32", "prior.compile": True, "prior.max_epochs": 2, "prior.batch_size": 64, "prior.lr": 0.002,
     "prior.lr_schedule": "cosine", "prior.schedule_epochs": 3, "prior.temperature": 0.5, "prior.n_show": 8,
     "vqvae.ks": (16,), "vqvae.variants": ("ema",), "vqvae.small_k_variants": ("ema",), "vqvae.beta": 0.5,
     "vqvae.decay": 0.9, "vqvae.restart_threshold": 2.0, "vqvae.kmeans_init_batches": 3, "vqvae.max_epochs": 2,

@@ -232,3 +232,35 @@ def test_learning_rate_schedules_and_their_resume(tmp_path):
     train(tmp_path / "b.pt", stop_after=2)
     resumed = train(tmp_path / "b.pt")
     assert torch.equal(whole.weight, resumed.weight)
+
+
+def test_a_compiled_training_step_runs_the_models_loss_through_torch_compile(monkeypatch):
+    """``fit(compiled=True)`` hands the loss to ``torch.compile`` once and trains with what it returns
+    (a spy stands in for the compiler: the benchmarks measure the real one, tests stay fast)."""
+    import torch
+
+    from geohelpers.data import Batches
+    from geohelpers.models.pixelcnn import GatedPixelCNN
+    from geohelpers.train import fit
+
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: seen.append(fn) or (lambda batch: fn(batch)))
+    torch.manual_seed(0)
+    model = GatedPixelCNN(8, (3, 3), 4, 2)
+    codes = torch.randint(0, 8, (64, 3, 3))
+    fit(model, Batches(codes, batch_size=16), Batches(codes[:16], batch_size=16), max_epochs=1, lr=1e-3,
+        compiled=True, precision="bf16")
+    assert len(seen) == 1 and seen[0] == model.loss
+    seen.clear()
+    fit(GatedPixelCNN(8, (3, 3), 4, 2), Batches(codes, batch_size=16), max_epochs=1, lr=1e-3)
+    assert seen == []
+
+
+def test_prior_compile_is_a_boolean_and_in_the_priors_identity():
+    from geohelpers.config import ConfigError, resolve
+    from geohelpers.stages.priors import PRIOR_TRAINING
+
+    assert resolve("quick").prior.compile is False and "prior.compile" in PRIOR_TRAINING
+    assert resolve("quick", {"prior.compile": True}).prior.compile is True
+    with pytest.raises(ConfigError, match="'prior.compile' must be True or False"):
+        resolve("quick", {"prior.compile": 1})

@@ -33,8 +33,8 @@ def prior_model(kind: str, k: int, shape: tuple[int, ...], cfg: Config) -> CodeP
 #: arithmetic and its cap (the stopping rule and the seed enter every identity). Which K, code sets,
 #: architectures or samples a profile asks for (``prior.ks``, ``methods``, ``kmax_methods``, ``kinds``,
 #: ``vaes``, ``temperature``, ``n_show``) are read by no training, so they move no prior's identity.
-PRIOR_TRAINING = ("prior.precision", "prior.max_epochs", "prior.batch_size", "prior.lr", "prior.lr_schedule",
-                  "prior.schedule_epochs")
+PRIOR_TRAINING = ("prior.precision", "prior.compile", "prior.max_epochs", "prior.batch_size", "prior.lr",
+                  "prior.lr_schedule", "prior.schedule_epochs")
 PRIOR_ARCHITECTURE = {"pixelcnn": ("prior.pixelcnn_channels", "prior.pixelcnn_layers"),
                       "transformer": ("prior.transformer_dim", "prior.transformer_layers", "prior.transformer_heads")}
 
@@ -67,7 +67,7 @@ def train_prior(kind: str, codes_name: str, k: int, cfg: Config,
         lambda _: (Batches(torch.from_numpy(codes["train"]), batch_size=p.batch_size, shuffle=True, seed=cfg.seed),
                    Batches(torch.from_numpy(codes["val"]), batch_size=cfg.data.eval_batch_size)),
         max_epochs=p.max_epochs, lr=p.lr, desc=f"{kind} on {codes_name} epoch", precision=p.precision,
-        lr_schedule=p.lr_schedule, schedule_epochs=p.schedule_epochs or None)
+        compiled=p.compile, lr_schedule=p.lr_schedule, schedule_epochs=p.schedule_epochs or None)
 
 
 def check_prior_fits(prior: CodePrior, k: int, shape: tuple[int, ...]) -> None:
