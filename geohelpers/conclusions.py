@@ -65,7 +65,8 @@ def bd_rate_sentence(v: Mapping[str, Any], curves: Sequence[str] | None = None, 
     if not rates:
         return ""
     known = [f"{curve_label(name, a_posteriori)} {r['bd_rate_pct']:+.0f} % "
-             f"({'more' if r['bd_rate_pct'] > 0 else 'fewer'} bits)"
+             f"({'more' if r['bd_rate_pct'] > 0 else 'fewer'} bits"
+             + (f", over {r['overlap']:.0%} of the MSE range" if r.get("overlap") is not None else "") + ")"
              for name, r in rates.items() if r["bd_rate_pct"] is not None]
     apart = [curve_label(name, a_posteriori) for name, r in rates.items() if r["bd_rate_pct"] is None]
     none = ""
@@ -76,8 +77,10 @@ def bd_rate_sentence(v: Mapping[str, Any], curves: Sequence[str] | None = None, 
                 f"not overlap the end-to-end curve's")
     if not known:
         return f"No BD-rate: {none}."
+    narrow = any(r.get("overlap") is not None and r["overlap"] < 0.75 for r in rates.values())
     return ("At equal MSE, averaged over the MSE range both curves cover (Bjontegaard delta rate, coded bits), "
-            "against the end-to-end curve: " + "; ".join(known) + (f"; {none}" if none else "") + ".")
+            "against the end-to-end curve: " + "; ".join(known) + (f"; {none}" if none else "") + "."
+            + (" Below 75% of the range, a BD-rate rests on a narrow common range." if narrow else ""))
 
 
 def curve_label(curve: str, a_posteriori: str | None = None) -> str:
@@ -93,7 +96,7 @@ def best_generator_sentence(b: Mapping[str, Any], a_posteriori: str | None = Non
     """The best generator on the curves (chosen on validation FD), with its test FD against the floor."""
     return (f"The samples closest to real images on the curves (chosen on validation FD) come from the "
             f"{curve_label(b['curve'], a_posteriori)} curve at K = {b['K']} and temperature {b['temperature']:g} "
-            f"({b['coded_bits']:.0f} coded bits): test FD {b['fd']:.1f}, {b['fd_over_floor']:.0f} times the "
+            f"({b['coded_bits']:.0f} coded bits): test FD {b['fd']:.1f}, {b['fd_over_floor']:.1f} times the "
             f"real-data floor, IS {b['is']:.2f}.")
 
 
@@ -140,7 +143,7 @@ def findings(v: Mapping[str, Any], beta: float) -> Prose:
         lines.append(bd_rate_sentence(v, ("a posteriori", "a posteriori, adapted decoder"), v.get("best_a_posteriori")))
     if v.get("best_generator"):
         lines.append(best_generator_sentence(v["best_generator"], v["best_a_posteriori"]))
-    lines.append("How this moves with β and over seeds is in notebook 08.")
+    lines.append("How this moves with β is in notebook 08, and its spread over seeds where the seed sweep is current.")
     return Prose(" ".join(lines))
 
 
@@ -148,7 +151,7 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
     """The book's verdict, every comparative word read off :func:`verdict_numbers`."""
     post, e2e, k = _chosen(v)
     lines = [f"Chosen on the validation images at K = {k}, the best a posteriori codebook is "
-             f"{method_label(post)} and the best end-to-end VQ-VAE is {e2e}. On the test images, at "
+             f"{method_label(post)} and the best end-to-end variant is VQ-VAE {e2e}. On the test images, at "
              f"equal fixed-length rate, the a posteriori MSE is "
              f"{_versus(v['mse_ratio_a_posteriori_over_end_to_end'], 'the end-to-end VQ-VAE')}"]
     if "mse_ratio_a_posteriori_over_hybrid" in v:
@@ -160,12 +163,15 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
         gains = v["decoder_adaptation_gain"]
         lo, hi = min(gains.values()), max(gains.values())
         span = f"{lo:.0%}" if f"{lo:.0%}" == f"{hi:.0%}" else f"{lo:.0%} to {hi:.0%}"
-        lines.append(f"Fine-tuning only the decoder on each codebook's codes (encoder, codebook and rate unchanged) "
-                     f"{gain_word(hi)} the test MSE by {span}; the best adapted codebook, chosen on validation "
+        every = v.get("decoder_adaptation_gain_every_k") or {}
+        over = (f" ({span_text(min(every.values()), max(every.values()), '{:.0%}')} over every K of the curves)"
+                if every else "")
+        lines.append(f"Fine-tuning only the decoder on each codebook's codes at K = {k} (encoder, codebook and rate "
+                     f"unchanged) {gain_word(hi)} the test MSE by {span}{over}; the best adapted codebook, chosen on validation "
                      f"({method_label(v['best_adapted'])}), has a test MSE "
                      f"{_versus(v['mse_ratio_adapted_over_end_to_end'], 'the end-to-end VQ-VAE')}.")
         if v.get("decoder_adaptation_control"):
-            lines.append(adaptation_control_sentence(v["decoder_adaptation_control"], gains))
+            lines.append(adaptation_control_sentence(v["decoder_adaptation_control"], every or gains))
     eq = v.get("at_equal_coded_rate")
     if eq and eq.get("rates") is not None:
         lines.append(coded_rate_sentence(eq))
@@ -190,6 +196,40 @@ def verdict_prose(v: Mapping[str, Any]) -> Prose:
     elif eq is not None:
         lines.append(_no_coded_comparison(eq))
     return Prose(" ".join(lines))
+
+
+def adaptation_gains(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Each codebook's decoder-adaptation gain at every K (``"kmeans K=16"`` -> ``1 - adapted / before`` on
+    the test images) from notebook 06's ``adaptation`` rows, the control left out; empty without rows."""
+    return {f"{r['method']} K={int(r['K'])}": float(r["adaptation_gain"]) for r in rows
+            if r.get("K") is not None and r.get("adaptation_gain") is not None}
+
+
+def overlap_text(bd: Mapping[str, Any]) -> str:
+    """The share of the MSE range (in dB) on which a BD-rate rests, said with it; below 75 % the BD-rate
+    extrapolates little but rests on a small common range, which the sentence says."""
+    share = bd.get("overlap")
+    if share is None:
+        return "over the MSE range both curves cover"
+    return (f"over the {share:.0%} of the MSE range both curves cover"
+            + (", below the 75% at which the package warns" if share < 0.75 else ""))
+
+
+def beta_clause(summary: Sequence[Mapping[str, Any]], ratios: Sequence[Mapping[str, Any]]) -> str:
+    """Why the fixed-rate gap moves with β, off notebook 08's numbers: the continuous VAE's own test MSE and
+    active units at the ends of the sweep, and quantization's own cost (the codebook's test MSE over the
+    continuous one) at each β; empty when the summary lacks a β of ``ratios``."""
+    by_beta = {float(r["beta"]): r for r in summary}
+    if not ratios or any(float(r["beta"]) not in by_beta or "test MSE" not in r for r in ratios):
+        return ""
+    first, last = by_beta[float(ratios[0]["beta"])], by_beta[float(ratios[-1]["beta"])]
+    own = [r["test MSE"] / by_beta[float(r["beta"])]["continuous_mse"] for r in ratios]
+    mse_word = "grows" if last["continuous_mse"] > first["continuous_mse"] else "falls"
+    cost = "shrinks" if all(b < a for a, b in zip(own, own[1:])) else "grows" if all(
+        b > a for a, b in zip(own, own[1:])) else "moves both ways"
+    return (f": the continuous VAE's own test MSE {mse_word} ({first['continuous_mse']:.5f} to "
+            f"{last['continuous_mse']:.5f}, active units {first['active_units']} to {last['active_units']}) while "
+            f"quantization's own cost {cost} ({', '.join(f'{x:.2f}' for x in own)} times the continuous MSE)")
 
 
 def front_page_findings(results: Path) -> str:
@@ -217,6 +257,7 @@ def front_page_findings(results: Path) -> str:
     beta_text = ", ".join(f"{x:.2f} at β = {r['beta']:g}" for x, r in zip(ratios, betas))
     steps = [b > a for a, b in zip(ratios, ratios[1:])]
     gap = "widens" if all(steps) else "narrows" if not any(steps) else "moves both ways"
+    beta_cause = beta_clause(s08["beta"].get("summary") or [], betas)
     priors = [r for name in ("04_priors", "05_vqvae_baseline") if (results / f"{name}.json").exists()
               for r in json.loads((results / f"{name}.json").read_text())["metrics"].get("priors" if name[:2] == "05"
                                                                                           else "rows", [])]
@@ -230,14 +271,25 @@ def front_page_findings(results: Path) -> str:
         coded_text = f"At an equal *coded* rate of {coded['rate']:.0f} bits per image the ratio is {coded['ratio']:.2f}"
     else:
         coded_text = f"At equal *coded* rate (what a prior spends) the record holds no comparison: {_no_overlap(coded)}"
-    bd = (v.get("bd_rate") or {}).get("a posteriori", {}).get("bd_rate_pct")
+    bd_rates = v.get("bd_rate") or {}
+    bd = bd_rates.get("a posteriori", {}).get("bd_rate_pct")
     if bd is not None:
+        adapted_bd = bd_rates.get("a posteriori, adapted decoder", {}).get("bd_rate_pct")
         coded_text += (f", and the a posteriori curve needs {bd:+.0f} % coded bits at equal MSE (Bjontegaard delta "
-                       f"rate against the end-to-end curve{over_seeds('BD-rate % (a posteriori)', 'seeds', '{:+.0f} %')})")
+                       f"rate against the end-to-end curve, {overlap_text(bd_rates['a posteriori'])}"
+                       f"{over_seeds('BD-rate % (a posteriori)', 'seeds', '{:+.0f} %')})"
+                       + (f", {adapted_bd:+.0f} % with its decoder adapted" if adapted_bd is not None else ""))
     control = v.get("decoder_adaptation_control") if "decoder_adaptation_gain" in v else None
-    control_text = "" if not control else (
+    every_k = adaptation_gains(r06["metrics"].get("adaptation") or [])
+    gains = every_k or v.get("decoder_adaptation_gain") or {}
+    where = "over every K" if every_k else f"at K = {k}"
+    control_text = "" if not control or not gains else (
         f" (the same fine-tuning {gain_word(control['gain'])} the continuous VAE's own test MSE by "
-        f"{abs(control['gain']):.0%}, {control_relation(control['gain'], v['decoder_adaptation_gain'])})")
+        f"{abs(control['gain']):.0%}, and the codebooks' by {span_text(min(gains.values()), max(gains.values()), '{:.0%}')} "
+        f"{where}, so the control is {control_relation(control['gain'], gains)})")
+    adapted = v.get("at_equal_coded_rate_adapted") or {}
+    adapted_text = (f" at fixed-length rate and to {', '.join(f'{r:.2f}' for r in adapted['ratios'])} at equal coded rate"
+                    if adapted.get("ratios") else " at fixed-length rate")
     best = v.get("best_generator")
     best_text = f" {best_generator_sentence(best, post)}" if best else ""
     return (
@@ -248,7 +300,8 @@ def front_page_findings(results: Path) -> str:
         f"K-means on μ, the usual a posteriori quantizer, reaches {v['test_mse']['kmeans']:.5f} "
         f"({v['test_mse']['kmeans'] / fixed['mse_b']:.2f}x), and fine-tuning the VAE's decoder on the frozen codes "
         f"brings the ratio to {v['mse_ratio_adapted_over_end_to_end']:.2f}"
-        f"{over_seeds('mse_ratio_adapted_over_end_to_end', 'seeds')}{control_text}. "
-        + (f"The gap {gap} with β ({beta_text}). " if len(betas) > 1 else "At other β the record holds no ratio yet. ")
+        f"{over_seeds('mse_ratio_adapted_over_end_to_end', 'seeds')}{adapted_text}{control_text}. "
+        + (f"At fixed-length rate the gap {gap} with β ({beta_text}){beta_cause}. " if len(betas) > 1
+           else "At other β the record holds no ratio yet. ")
         + f"{coded_text}{caps}.{best_text}"
     )

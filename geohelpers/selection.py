@@ -106,10 +106,10 @@ def headline(quantizers: Sequence[str], k: int, codebooks: pd.DataFrame, priors:
 
 
 def quantizer_train_seconds(quantizers: Sequence[str], k: int, codebooks: pd.DataFrame, grid_vae_seconds: float,
-                            vqvae_seconds: Mapping[str, float]) -> dict[str, float]:
+                            vqvae_seconds: Mapping[str, float], hybrid_start: str) -> dict[str, float]:
     """Training time of what each quantizer needs, priors aside: the GridVAE plus the codebook's fit for
-    an a posteriori codebook; the VQ-VAE's training, plus the GridVAE and the geodesic codebook it starts
-    from for the hybrid."""
+    an a posteriori codebook; the VQ-VAE's training, plus the GridVAE and the fit of the a posteriori
+    codebook it starts from (``hybrid_start``, the one chosen on validation) for the hybrid."""
     def fit(method: str) -> float:
         sel = codebooks[(codebooks["method"] == method) & (codebooks["K"] == k) & (codebooks["VAE"] == "GridVAE")]
         return float(sel["fit_seconds"].iloc[0])
@@ -117,7 +117,7 @@ def quantizer_train_seconds(quantizers: Sequence[str], k: int, codebooks: pd.Dat
     out = {}
     for q in quantizers:
         if q.startswith("VQ-VAE "):
-            out[q] = vqvae_seconds[q[7:]] + (grid_vae_seconds + fit("geodesic") if q == "VQ-VAE hybrid" else 0.0)
+            out[q] = vqvae_seconds[q[7:]] + (grid_vae_seconds + fit(hybrid_start) if q == "VQ-VAE hybrid" else 0.0)
         else:
             out[q] = grid_vae_seconds + fit(q)
     return out
@@ -141,14 +141,18 @@ def adaptation_control(adaptation: pd.DataFrame) -> dict[str, Any]:
     """``{"decoder_adaptation_control": {...}}`` for the verdict: the decoder adaptation's control, the row of
     ``adaptation`` without a K (the GridVAE's decoder fine-tuned the same way on the continuous mu, no codes:
     :func:`geohelpers.evaluation.adaptation_along_curves`), with its test MSE before and after, its gain
-    ``1 - after / before``, epochs and stop reason; empty when the rows hold no control."""
+    ``1 - after / before``, epochs and stop reason; and ``decoder_adaptation_gain_every_k``, each codebook's
+    gain at every K of the rows (``"kmeans K=16"``); empty when the rows hold no control."""
     rows = adaptation[adaptation["K"].isna()] if "K" in adaptation else adaptation.iloc[:0]
     if rows.empty:
         return {}
     r = rows.iloc[0]
+    coded = adaptation[adaptation["K"].notna()]
     return {"decoder_adaptation_control": {
         "method": str(r["method"]), "test_mse": float(r["test_mse"]), "test_mse_adapted": float(r["test_mse_adapted"]),
-        "gain": float(r["adaptation_gain"]), "epochs": int(r["epochs"]), "stop_reason": str(r["stop_reason"])}}
+        "gain": float(r["adaptation_gain"]), "epochs": int(r["epochs"]), "stop_reason": str(r["stop_reason"])},
+        "decoder_adaptation_gain_every_k": {f"{m} K={int(k)}": float(g) for m, k, g in
+                                            zip(coded["method"], coded["K"], coded["adaptation_gain"])}}
 
 
 def select_on_validation(scores: pd.DataFrame | Mapping[str, Mapping[str, float]], column: str) -> str:

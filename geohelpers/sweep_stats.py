@@ -120,15 +120,15 @@ def rd_seed_prose(points: Sequence[Mapping[str, Any]]) -> Any:
         sign = "more" if all(x > 0 for x in xs) else "fewer" if all(x < 0 for x in xs) else None
         spread_text = f"{np.mean(xs):+.0f} ± {np.std(xs, ddof=1):.0f} %" if len(xs) > 1 else f"{xs[0]:+.0f} %"
         curve = curve_label(key.removeprefix("BD-rate % (").removesuffix(")"), post)
-        lines.append(f"{curve}: BD-rate {spread_text} over {len(xs)} seed{'s' if len(xs) != 1 else ''} "
-                     f"({', '.join(f'{x:+.0f}' for x in xs)}), "
+        over = (f" over {len(xs)} seeds ({', '.join(f'{x:+.0f}' for x in xs)})" if len(xs) > 1 else "")
+        lines.append(f"{curve}: BD-rate {spread_text}{over}, "
                      + (f"{sign} bits than the end-to-end curve" + (" in every seed" if len(xs) > 1 else "") if sign
                         else "its sign differs between seeds"))
     best = {name: v["best_generator"] for name, v in verdicts.items() if v.get("best_generator")}
     if best:
         lines.append("the best generator is " + "; ".join(
             f"{curve_label(b['curve'], verdicts[name].get('best_a_posteriori'))} at K = {b['K']} in {name} "
-            f"(FD {b['fd_over_floor']:.0f}x the floor)" for name, b in best.items()))
+            f"(FD {b['fd_over_floor']:.1f}x the floor)" for name, b in best.items()))
     head = "Over the seeds: " if len(verdicts) > 1 else f"Only {next(iter(verdicts))} of the seed sweep is up to date: "
     return Prose(head + "; ".join(lines) + ".")
 

@@ -56,11 +56,15 @@ def test_the_rate_distortion_verdict_holds_curves_bd_rates_and_the_comparison():
     assert v["bd_rate"]["a posteriori"]["bd_rate_pct"] == pytest.approx(50.0, rel=1e-6)
     assert v["bd_rate"]["kmeans"]["bd_rate_pct"] == pytest.approx(100.0, rel=1e-6)
     assert v["at_equal_coded_rate"]["rates"] is not None and "best_generator" not in v
-    assert "+50 % (more bits)" in conclusions.bd_rate_sentence(v)
+    assert "+50 % (more bits, over 100% of the MSE range)" in conclusions.bd_rate_sentence(v)
+    assert "narrow common range" not in conclusions.bd_rate_sentence(v)
+    v["bd_rate"]["kmeans"]["overlap"] = 0.07  # the record's K-means curve: 7 % of the range
+    assert "K-means on μ +100 % (more bits, over 7% of the MSE range)" in conclusions.bd_rate_sentence(v)
+    assert conclusions.bd_rate_sentence(v).endswith("Below 75% of the range, a BD-rate rests on a narrow common range.")
     fewer = selection.rate_distortion_verdict(pd.DataFrame([{**r, "coded_bits": r["coded_bits"] / 3}
                                                             if r["curve"] != "end to end" else r for r in rows]), None, None)
     assert fewer["bd_rate"]["a posteriori"]["bd_rate_pct"] == pytest.approx(-50.0, rel=1e-6)
-    assert "-50 % (fewer bits)" in conclusions.bd_rate_sentence(fewer)
+    assert "-50 % (fewer bits, over 100% of the MSE range)" in conclusions.bd_rate_sentence(fewer)
 
 
 def test_the_temperature_is_chosen_on_validation_fd_only():

@@ -21,7 +21,7 @@ runs of one channel. Its variants:
   statistics to ``N_k = 1``, ``m_k = e_k``. For ``vanilla`` the optimizer's moments for that row stay as
   they were (study 003's hard reset).
 - ``init_codebook``: the codebook can start from given vectors: K-means centroids of the encoder
-  outputs of the first batches, or the geodesic medoids of notebook 03 (the ``hybrid``).
+  outputs of the first batches, or the a posteriori codebook chosen on validation (the ``hybrid``).
 
 :class:`FSQ` (finite scalar quantization) rounds a few bounded channels to fixed levels; every one of
 its ``prod(levels)`` codes exists by construction.
